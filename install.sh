@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install everything warden needs on a Debian 12 host (run as root):
+# the system packages the scripts and helpers use, and a virtualenv in .venv
+# with warden and its test dependencies. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [[ $EUID -ne 0 ]]; then
+  echo "install.sh: run as root (it installs Debian packages)" >&2
+  exit 1
+fi
+
+packages=(
+  build-essential        # the C helpers
+  python3 python3-venv python3-dev
+  rsync                  # CopyIn / CopyOut
+  iproute2 iptables      # container networking
+  debootstrap            # the container root filesystem
+  e2fsprogs              # per-container disk images
+  util-linux procps psmisc
+  shellcheck             # linting the scripts in the test suite
+  netcat-openbsd
+)
+
+echo "==> installing Debian packages"
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+echo "==> creating .venv"
+python=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+  "$python" -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+echo "==> installed: use .venv/bin/invoke (or activate .venv)"

@@ -1,0 +1,47 @@
+/*
+ * The on-disk contract of a job directory, shared by iomux-spawn (writer) and
+ * iomux-link (reader). The Python server implements the same reader.
+ *
+ *   output       records: 1 byte stream id, 4 bytes big-endian length, bytes
+ *   notify.sock  listening socket; one byte is sent to every client after
+ *                each record; the connection closes once status exists
+ *   status       "<exit status>\n", then "output limit exceeded\n" if so
+ *   pid          the spawner daemon's pid
+ *   child_pid    the job's pid, also its process group and session id
+ */
+#ifndef IOMUX_JOBDIR_H
+#define IOMUX_JOBDIR_H
+
+#include <stdint.h>
+
+#define JOB_OUTPUT_FILE "output"
+#define JOB_NOTIFY_SOCKET "notify.sock"
+#define JOB_STATUS_FILE "status"
+#define JOB_STATUS_TMP_FILE "status.tmp"
+#define JOB_PID_FILE "pid"
+#define JOB_CHILD_PID_FILE "child_pid"
+
+#define STATUS_LIMIT_EXCEEDED_LINE "output limit exceeded"
+#define STATUS_WRITE_FAILED_LINE "output write failed"
+
+enum stream_id { STREAM_STDOUT = 1, STREAM_STDERR = 2 };
+
+#define RECORD_HEADER_SIZE 5
+#define RECORD_MAX_PAYLOAD (64 * 1024)
+
+static inline void record_header_encode(unsigned char *header, enum stream_id stream, uint32_t length)
+{
+	header[0] = (unsigned char)stream;
+	header[1] = (unsigned char)(length >> 24);
+	header[2] = (unsigned char)(length >> 16);
+	header[3] = (unsigned char)(length >> 8);
+	header[4] = (unsigned char)length;
+}
+
+static inline uint32_t record_header_length(const unsigned char *header)
+{
+	return (uint32_t)header[1] << 24 | (uint32_t)header[2] << 16 |
+	       (uint32_t)header[3] << 8 | (uint32_t)header[4];
+}
+
+#endif

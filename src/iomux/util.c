@@ -1,0 +1,202 @@
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = read(fd, p + done, len - done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t pread_full(int fd, void *buf, size_t len, off_t offset)
+{
+	char *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, p + done, len - done, offset + (off_t)done);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
+void close_quietly(int fd)
+{
+	if (fd < 0)
+		return;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+}
+
+int ensure_std_fds(void)
+{
+	for (;;) {
+		int fd = open("/dev/null", O_RDWR);
+		if (fd < 0)
+			return -1;
+		if (fd > 2) {
+			close(fd);
+			return 0;
+		}
+	}
+}
+
+static void close_fds_by_proc_walk(int first)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == NULL) {
+		struct rlimit lim;
+		long max = 65536;
+		if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+			max = (long)lim.rlim_cur;
+		for (long fd = first; fd < max; fd++)
+			close((int)fd);
+		return;
+	}
+
+	int walker = dirfd(dir);
+	struct dirent *entry;
+	/* procfs orders fd entries by number, so closing while iterating is safe. */
+	while ((entry = readdir(dir)) != NULL) {
+		char *end;
+		long fd = strtol(entry->d_name, &end, 10);
+		if (end == entry->d_name || *end != '\0')
+			continue;
+		if (fd >= first && fd != walker)
+			close((int)fd);
+	}
+	closedir(dir);
+}
+
+void close_fds_from(int first)
+{
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned int)first, ~0U, 0) == 0)
+		return;
+#endif
+	close_fds_by_proc_walk(first);
+}
+
+int set_nonblocking(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+	if (flags < 0)
+		return -1;
+	return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int redirect_std_fds_to_devnull(void)
+{
+	int null_fd = open("/dev/null", O_RDWR);
+	if (null_fd < 0)
+		return -1;
+	for (int fd = 0; fd <= 2; fd++) {
+		if (dup2(null_fd, fd) < 0) {
+			close_quietly(null_fd);
+			return -1;
+		}
+	}
+	if (null_fd > 2)
+		close(null_fd);
+	return 0;
+}
+
+int parse_u64(const char *text, unsigned long long *value)
+{
+	if (text[0] < '0' || text[0] > '9') {
+		errno = EINVAL;
+		return -1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(text, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end != '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	*value = v;
+	return 0;
+}
+
+int unix_address(struct sockaddr_un *addr, socklen_t *addr_len, const char *dir, const char *name)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	int n = snprintf(addr->sun_path, sizeof(addr->sun_path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(addr->sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	*addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
+	return 0;
+}
+
+int write_text_file_at(int dir_fd, const char *name, const char *text)
+{
+	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (write_all(fd, text, strlen(text)) < 0) {
+		close_quietly(fd);
+		return -1;
+	}
+	return close(fd);
+}
+
+pid_t waitpid_retry(pid_t pid, int *status, int flags)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, flags);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}

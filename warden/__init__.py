@@ -1,0 +1,3 @@
+"""warden-py: the Cloud Foundry container manager "warden", rebuilt in Python."""
+
+__version__ = "0.1.0"

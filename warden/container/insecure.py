@@ -1,0 +1,100 @@
+"""The insecure backend: no isolation, for development, tests and CI without root.
+
+Jobs run as the server's own user in `<container>/root`; network, limits and bind
+mounts are not available. Everything else (states, jobs, persistence, grace time)
+behaves exactly as on Linux because it lives in the base class.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+from typing import Any
+
+from .. import scripts
+from ..errors import WardenError
+from ..pool import PoolExhausted
+from .base import Container
+from .jobs import Job
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def job_lang() -> str:
+    return os.environ.get("LANG") or "en_US.UTF-8"
+
+
+def inside(root: Path, path: str) -> Path:
+    """A container path under `root`; `..` cannot climb out of it."""
+    parts = [p for p in Path("/", path).parts[1:] if p not in ("", ".")]
+    if ".." in parts:
+        raise WardenError(f"path must not contain '..': {path}")
+    result = root.joinpath(*parts)
+    if path.endswith("/") and parts:
+        return Path(str(result) + "/")
+    return result if parts else Path(str(root) + "/")
+
+
+class InsecureContainer(Container):
+    backend = "insecure"
+
+    @property
+    def root(self) -> Path:
+        return self.path / "root"
+
+    def script(self, name: str) -> str:
+        return str(self.ctx.root_path / name)
+
+    async def do_create(self, request: dict[str, Any]) -> None:
+        await scripts.run([self.script("create.sh"), str(self.path)])
+
+    async def do_stop(self, kill: bool) -> None:
+        argv = [str(self.path / "stop.sh")]
+        if kill:
+            argv += ["-w", "0"]
+        await scripts.run(argv)
+
+    async def do_destroy(self) -> None:
+        await scripts.run([self.script("destroy.sh"), str(self.path)])
+
+    def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
+        server = self.ctx.config.server
+        argv = [str(self.path / "bin" / "iomux-spawn"), "-i", str(job.dir / "script"), "-C", str(self.root)]
+        if job.discard_output:
+            argv.append("-d")
+        else:
+            argv += ["-l", str(server.job_output_limit)]
+        if job.log_tag is not None:
+            argv += ["-t", f"warden.{job.log_tag}", "-s", server.syslog_socket or "/dev/log"]
+        for name, value in sorted(self.rlimits_for(request.get("rlimits")).items()):
+            argv += ["-r", f"{name}={value}"]
+        return argv + [str(job.dir), "--", "/bin/bash"]
+
+    def job_env(self, request: dict[str, Any]) -> dict[str, str]:
+        return {"HOME": str(self.root), "PATH": DEFAULT_PATH, "LANG": job_lang(), "USER": _user()}
+
+    async def net_in(self, host_port: int | None, container_port: int | None) -> dict[str, int]:
+        try:
+            port = self.ctx.ports.acquire_port()
+        except PoolExhausted as exc:
+            raise WardenError(str(exc)) from None
+        self.res.ports.append(port)
+        self.res.net_in.append([port, port])
+        self.write_snapshot()
+        return {"host_port": port, "container_port": port}
+
+    async def copy_in(self, src_path: str, dst_path: str) -> None:
+        await scripts.run(["rsync", "-r", "-p", "--links", src_path, str(inside(self.root, dst_path))])
+
+    async def copy_out(self, src_path: str, dst_path: str, owner: str | None) -> None:
+        await scripts.run(["rsync", "-r", "-p", "--links", str(inside(self.root, src_path)), dst_path])
+        if owner:
+            await scripts.run(["chown", "-R", owner, dst_path])
+
+
+def _user() -> str:
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return str(os.getuid())

@@ -1,0 +1,243 @@
+"""Jobs: scripts started in a container whose output and exit status outlive us.
+
+A job lives in `<container>/jobs/<id>/`, held by the `iomux-spawn` daemon:
+
+    script       the script text (the job's stdin)
+    meta.json    what the server must remember (discard_output, log_tag)
+    output       records: 1 byte stream (1 stdout, 2 stderr), 4 bytes BE length, data
+    notify.sock  one byte per appended record to every connected reader; EOF at the end
+    status       exit status, then `output limit exceeded` if the cap killed the job
+
+The file is the truth, so a restarted server replays a job from its first byte and
+nothing is lost or duplicated. Readers connect to `notify.sock` before reading the
+file, so no wake-up can be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, BinaryIO
+
+STREAMS = {1: "stdout", 2: "stderr"}
+HEADER = struct.Struct(">BI")
+LIMIT_LINE = "output limit exceeded"
+
+
+@dataclass(frozen=True)
+class Status:
+    exit_status: int
+    limit_exceeded: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> Status | None:
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return None
+        try:
+            code = int(lines[0])
+        except (IndexError, ValueError):
+            return cls(255)
+        return cls(code, LIMIT_LINE in lines[1:])
+
+
+@dataclass
+class Output:
+    stdout: bytes
+    stderr: bytes
+
+
+class RecordParser:
+    """Splits the output file into (stream name, bytes) records, across reads."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[str, bytes]]:
+        buffer = self._buffer + data
+        records = []
+        offset = 0
+        while len(buffer) - offset >= HEADER.size:
+            stream, length = HEADER.unpack_from(buffer, offset)
+            end = offset + HEADER.size + length
+            if end > len(buffer):
+                break
+            records.append((STREAMS.get(stream, "stdout"), buffer[offset + HEADER.size:end]))
+            offset = end
+        self._buffer = buffer[offset:]
+        return records
+
+
+def read_output(f: BinaryIO) -> Output:
+    out: list[bytes] = []
+    err: list[bytes] = []
+    for name, data in RecordParser().feed(f.read()):
+        (out if name == "stdout" else err).append(data)
+    return Output(b"".join(out), b"".join(err))
+
+
+class Notifier:
+    """A connection to the holder's `notify.sock`; None-like once the job is over."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def connect(cls, path: Path) -> Notifier | None:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(path))
+        except OSError:
+            return None  # gone (finished) or refused (the holder died)
+        return cls(reader, writer)
+
+    async def wait(self) -> bool:
+        """Wait for news; False once the holder has closed (the job is over).
+
+        The holder may reset rather than close connections as it exits."""
+        try:
+            return bool(await self._reader.read(65536))
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class Job:
+    """One job of one container, whether it is running or finished but not yet linked."""
+
+    def __init__(self, job_id: int, directory: Path, discard_output: bool = False, log_tag: str | None = None) -> None:
+        self.id = job_id
+        self.dir = directory
+        self.discard_output = discard_output
+        self.log_tag = log_tag
+        self.status: Status | None = None
+        self._done = asyncio.get_running_loop().create_future()
+        self._watcher: asyncio.Task | None = None
+
+    # ---- files -----------------------------------------------------------------
+
+    @property
+    def output_path(self) -> Path:
+        return self.dir / "output"
+
+    def write_meta(self) -> None:
+        meta = {"discard_output": self.discard_output, "log_tag": self.log_tag}
+        (self.dir / "meta.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, job_id: int, directory: Path) -> Job:
+        try:
+            meta = json.loads((directory / "meta.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        return cls(job_id, directory, bool(meta.get("discard_output")), meta.get("log_tag"))
+
+    def open_output(self) -> BinaryIO | None:
+        """Open early: the fd stays readable if the directory is removed meanwhile."""
+        try:
+            return open(self.output_path, "rb")
+        except FileNotFoundError:
+            return None
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ---- completion --------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return not self._done.done()
+
+    def watch(self, on_done) -> None:
+        """Follow the job in the background; `on_done(job)` runs once it has finished."""
+        self._watcher = asyncio.create_task(self._watch(on_done), name=f"job-{self.id}")
+
+    async def _watch(self, on_done) -> None:
+        notifier = await Notifier.connect(self.dir / "notify.sock")
+        if notifier is not None:
+            try:
+                while await notifier.wait():
+                    pass
+            finally:
+                notifier.close()
+        status = Status.read(self.dir / "status")
+        if status is None:
+            # The holder is gone without leaving a status: killed, or the machine died.
+            status = Status(255)
+        self.status = status
+        if not self._done.done():
+            self._done.set_result(status)
+        on_done(self)
+
+    async def wait(self) -> Status:
+        return await asyncio.shield(self._done)
+
+    def cancel(self) -> None:
+        """Stop following (server drain); the job itself keeps running."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+    # ---- reading -----------------------------------------------------------------
+
+    async def follow(self, f: BinaryIO) -> AsyncIterator[tuple[str, bytes]]:
+        """Every record from the first, live, until the job has finished."""
+        parser = RecordParser()
+        notifier = await Notifier.connect(self.dir / "notify.sock")
+        try:
+            while True:
+                for record in parser.feed(f.read()):
+                    yield record
+                if notifier is not None:
+                    if not await notifier.wait():
+                        notifier.close()
+                        notifier = None
+                elif self.running:
+                    await self.wait()
+                else:
+                    for record in parser.feed(f.read()):
+                        yield record
+                    return
+        finally:
+            if notifier is not None:
+                notifier.close()
+
+
+class JobIds:
+    """Job ids unique for the server's lifetime and across restarts.
+
+    A block of ids is reserved on disk before any is handed out, so a crash can
+    skip ids but never reuse one, and a Spawn costs no file write most of the time.
+    """
+
+    BLOCK = 1000
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        try:
+            self._next = int(path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            self._next = 1
+        self._next = max(self._next, 1)
+        self._reserved = self._next
+
+    def seen(self, job_id: int) -> None:
+        if job_id >= self._next:
+            self._next = job_id + 1
+
+    def next(self) -> int:
+        if self._next >= self._reserved:
+            self._reserved = self._next + self.BLOCK
+            tmp = self._path.with_name(self._path.name + ".tmp")
+            tmp.write_text(f"{self._reserved}\n")
+            os.replace(tmp, self._path)
+        job_id = self._next
+        self._next += 1
+        return job_id

@@ -1,0 +1,30 @@
+"""The wire protocol: the catalogue from `spec/`, frame decoding, validation, encoding."""
+
+from .catalogue import Catalogue, Field, Message, catalogue
+from .codec import (
+    FrameReader,
+    InvalidRequest,
+    MalformedStream,
+    check_handle,
+    encode_error,
+    encode_request,
+    encode_response,
+    pack,
+    parse_request,
+)
+
+__all__ = [
+    "Catalogue",
+    "Field",
+    "FrameReader",
+    "InvalidRequest",
+    "MalformedStream",
+    "Message",
+    "catalogue",
+    "check_handle",
+    "encode_error",
+    "encode_request",
+    "encode_response",
+    "pack",
+    "parse_request",
+]

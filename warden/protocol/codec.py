@@ -1,0 +1,248 @@
+"""Frames on the wire: msgpack maps `{"type": str, "payload": map}` back to back.
+
+`FrameReader` turns a byte stream into objects, `parse_request` checks one object
+against the catalogue (every failure is an `InvalidRequest` whose text starts with
+`invalid request:` and names the field), and `encode_*` build response frames.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .catalogue import INT_RANGES, Catalogue, Field, catalogue
+
+PREFIX = "invalid request: "
+
+
+class InvalidRequest(Exception):
+    """A frame that is msgpack but not a valid request; the connection stays usable."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(PREFIX + detail)
+
+
+class MalformedStream(Exception):
+    """Bytes that are not msgpack, or a frame over the size cap; the connection closes."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(PREFIX + detail)
+
+
+class FrameReader:
+    """Incremental msgpack decoding with a cap on the size of one frame."""
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            unicode_errors="surrogateescape",
+            strict_map_key=False,
+            max_buffer_size=max_size,
+        )
+
+    def feed(self, data: bytes) -> list[Any]:
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            raise MalformedStream(f"frame larger than {self.max_size} bytes") from None
+        frames = []
+        try:
+            for obj in self._unpacker:
+                frames.append(obj)
+        except msgpack.BufferFull:
+            raise MalformedStream(f"frame larger than {self.max_size} bytes") from None
+        except (ValueError, msgpack.UnpackException) as exc:
+            raise MalformedStream(f"undecodable msgpack ({exc})") from None
+        return frames
+
+
+def _type_error(path: str, ftype: str) -> InvalidRequest:
+    names = {
+        "str": "a string",
+        "text": "a string or binary",
+        "bin": "binary",
+        "bool": "a boolean",
+        "message": "a map",
+    }
+    return InvalidRequest(f"field '{path}' must be {names.get(ftype, ftype)}")
+
+
+def _check_utf8(path: str, value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"field '{path}' is not valid UTF-8") from None
+    return value
+
+
+def _scalar(cat: Catalogue, f: Field, path: str, value: Any) -> Any:
+    if f.type == "str":
+        if not isinstance(value, str):
+            raise _type_error(path, "str")
+        return _check_utf8(path, value)
+    if f.type == "text":
+        if isinstance(value, str):
+            return value.encode("utf-8", "surrogateescape")
+        if isinstance(value, (bytes, bytearray)):
+            return bytes(value)
+        raise _type_error(path, "text")
+    if f.type == "bin":
+        if not isinstance(value, (bytes, bytearray)):
+            raise _type_error(path, "bin")
+        return bytes(value)
+    if f.type == "bool":
+        if not isinstance(value, bool):
+            raise _type_error(path, "bool")
+        return value
+    if f.type in INT_RANGES:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidRequest(f"field '{path}' must be an integer ({f.type})")
+        low, high = INT_RANGES[f.type]
+        if not low <= value <= high:
+            raise InvalidRequest(f"field '{path}' is out of range for {f.type} ({low}..{high})")
+        return value
+    if f.type == "enum":
+        allowed = cat.enums[f.enum or ""]
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidRequest(
+                f"field '{path}' has unknown value {value!r} (expected one of {', '.join(allowed)})"
+            )
+        return value
+    if f.type == "message":
+        if not isinstance(value, dict):
+            raise _type_error(path, "message")
+        return _fields(cat, cat.structs[f.struct or ""], value, path + ".")
+    raise AssertionError(f"unhandled type {f.type}")
+
+
+def _fields(cat: Catalogue, spec: dict[str, Field], payload: dict, prefix: str = "") -> dict:
+    result: dict[str, Any] = {}
+    for key in payload:
+        if key not in spec:
+            raise InvalidRequest(f"unknown field '{prefix}{key}'")
+    for name, f in spec.items():
+        path = prefix + name
+        value = payload.get(name)
+        if value is None:
+            if f.required:
+                raise InvalidRequest(f"missing required field '{path}'")
+            result[name] = [] if f.repeated else f.default
+            continue
+        if f.repeated:
+            if not isinstance(value, list):
+                raise InvalidRequest(f"field '{path}' must be an array")
+            result[name] = [_scalar(cat, f, f"{path}[{i}]", item) for i, item in enumerate(value)]
+        else:
+            result[name] = _scalar(cat, f, path, value)
+    return result
+
+
+def check_handle(handle: str) -> None:
+    """A handle names a directory entry and a log tag: 1..255 UTF-8 bytes, no '/' or NUL."""
+    size = len(handle.encode("utf-8"))
+    if size == 0 or size > 255:
+        raise InvalidRequest(f"handle must be 1 to 255 bytes of UTF-8, got {size}")
+    if "/" in handle or "\0" in handle:
+        raise InvalidRequest("handle must not contain '/' or NUL")
+
+
+def parse_request(obj: Any, cat: Catalogue | None = None) -> tuple[str, dict[str, Any]]:
+    """Check one decoded frame; return (type, payload with defaults filled in)."""
+    cat = cat or catalogue()
+    if not isinstance(obj, dict):
+        raise InvalidRequest("frame must be a map with keys 'type' and 'payload'")
+    extra = sorted(str(k) for k in obj if k not in ("type", "payload"))
+    if extra:
+        raise InvalidRequest(f"unknown frame key '{extra[0]}' (frames have 'type' and 'payload')")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise InvalidRequest("field 'type' must be a message name string")
+    message = cat.messages.get(kind)
+    if message is None or message.request is None:
+        raise InvalidRequest(f"unknown type '{kind}'")
+    payload = obj.get("payload")
+    if not isinstance(payload, dict):
+        raise InvalidRequest("field 'payload' must be a map")
+    fields = _fields(cat, message.request, payload)
+    if kind == "Create" and fields["handle"] is not None:
+        check_handle(fields["handle"])
+    return kind, fields
+
+
+def _encode_value(cat: Catalogue, f: Field, value: Any) -> Any:
+    if f.type == "message":
+        return encode_fields(cat.structs[f.struct or ""], value, cat)
+    if f.type == "bin" and isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    if f.type == "text" and isinstance(value, bytes):
+        return value
+    return value
+
+
+def encode_fields(spec: dict[str, Field], payload: dict[str, Any], cat: Catalogue | None = None) -> dict:
+    """Build a payload map: unset optionals omitted, repeated fields always present."""
+    cat = cat or catalogue()
+    unknown = set(payload) - set(spec)
+    if unknown:
+        raise ValueError(f"fields not in the catalogue: {sorted(unknown)}")
+    body: dict[str, Any] = {}
+    for name, f in spec.items():
+        value = payload.get(name)
+        if f.repeated:
+            body[name] = [_encode_value(cat, f, v) for v in (value or [])]
+        elif value is not None:
+            body[name] = _encode_value(cat, f, value)
+    return body
+
+
+def pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def encode_response(kind: str, payload: dict[str, Any] | None = None) -> bytes:
+    cat = catalogue()
+    body = encode_fields(cat.messages[kind].response, payload or {}, cat)
+    return pack({"type": kind, "payload": body})
+
+
+def encode_error(message: str) -> bytes:
+    return encode_response("Error", {"message": message})
+
+
+def encode_request(kind: str, payload: dict[str, Any] | None = None) -> bytes:
+    """Client side: check a request against the catalogue, then pack it."""
+    cat = catalogue()
+    message = cat.messages.get(kind)
+    if message is None or message.request is None:
+        raise InvalidRequest(f"unknown type '{kind}'")
+    clean = {k: v for k, v in (payload or {}).items() if v is not None}
+    _fields(cat, message.request, clean)
+    body = encode_fields(message.request, clean, cat)
+    return pack({"type": kind, "payload": body})
+
+
+class InvalidResponse(Exception):
+    """A frame from the server that is not `{"type": <known message>, "payload": map}`.
+
+    Clients raise it instead of guessing, because a misread frame would shift every later
+    response onto the wrong request.
+    """
+
+
+def parse_response(obj: Any, cat: Catalogue | None = None) -> tuple[str, dict[str, Any]]:
+    """Client side: split one decoded frame into (type, payload).
+
+    Only the frame's shape is checked; the payload is returned as sent, so a client keeps
+    working when a newer server adds response fields.
+    """
+    cat = cat or catalogue()
+    if not isinstance(obj, dict):
+        raise InvalidResponse(f"frame must be a map, got {type(obj).__name__}")
+    kind, payload = obj.get("type"), obj.get("payload")
+    if not isinstance(kind, str) or kind not in cat.messages:
+        raise InvalidResponse(f"unknown response type {kind!r}")
+    if not isinstance(payload, dict):
+        raise InvalidResponse(f"payload of a {kind} response must be a map")
+    return kind, payload

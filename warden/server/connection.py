@@ -1,0 +1,188 @@
+"""One client connection: frames in, requests strictly in order, frames out.
+
+A reader task decodes frames into a queue; a worker task answers them one at a
+time, so responses come back in request order while other connections run
+concurrently. Undecodable bytes or an oversized frame get one Error and the
+connection closes; anything else that is wrong gets an Error and we go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..container.base import Container
+from ..errors import WardenError
+from ..protocol import FrameReader, InvalidRequest, MalformedStream, encode_error, encode_response, parse_request
+from .dispatch import WAITING
+
+if TYPE_CHECKING:
+    from .app import Server
+
+log = logging.getLogger("warden.connection")
+
+_END = object()
+READ_SIZE = 256 * 1024
+
+
+class Connection:
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.frames = FrameReader(server.config.server.max_request_size)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.current: str | None = None
+        self.containers: set[Container] = set()
+        self.closing = False
+        self._worker: asyncio.Task | None = None
+        self._current_task: asyncio.Task | None = None
+
+    # ---- lifecycle --------------------------------------------------------------
+
+    async def serve(self) -> None:
+        for container in list(self.server.ctx.registry.values()):
+            self.reference(container)
+        self._worker = asyncio.create_task(self._work())
+        try:
+            await self._read()
+        finally:
+            await self._finish()
+
+    async def _read(self) -> None:
+        while not self.closing:
+            try:
+                data = await self.reader.read(READ_SIZE)
+            except (ConnectionError, OSError):
+                break
+            if not data:
+                break
+            try:
+                frames = self.frames.feed(data)
+            except MalformedStream as exc:
+                self.queue.put_nowait(exc)
+                break
+            for frame in frames:
+                self.queue.put_nowait(frame)
+        self.queue.put_nowait(_END)
+        # The client is gone or the stream is broken: a request that only waits
+        # for a job must not hold the connection (nor consume the job).
+        if self.current in WAITING and self._current_task is not None:
+            self._current_task.cancel()
+
+    async def _finish(self) -> None:
+        if self._worker is not None:
+            try:
+                await self._worker
+            except asyncio.CancelledError:
+                pass
+        self.close()
+        for container in self.containers:
+            container.unregister_connection(self)
+        self.containers.clear()
+
+    def close(self) -> None:
+        self.closing = True
+        if not self.writer.is_closing():
+            self.writer.close()
+
+    def drain(self) -> None:
+        """Server drain: close now if idle or waiting; else after the current request."""
+        self.closing = True
+        if self.current is None or self.current in WAITING:
+            if self._worker is not None:
+                self._worker.cancel()
+            self.close()
+
+    def reference(self, container: Container) -> None:
+        container.register_connection(self)
+        self.containers.add(container)
+
+    # ---- requests -----------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is _END or self.closing:
+                return
+            if isinstance(item, MalformedStream):
+                await self._send(encode_error(str(item)))
+                self.close()
+                return
+            try:
+                kind, request = parse_request(item)
+            except InvalidRequest as exc:
+                await self._send(encode_error(str(exc)))
+                continue
+            self.current = kind
+            self._current_task = asyncio.current_task()
+            started = time.monotonic()
+            try:
+                await self._handle(kind, request)
+            except asyncio.CancelledError:
+                if self.closing or self.reader.at_eof():
+                    return
+                raise
+            finally:
+                self.current = None
+                log.debug("request", extra={"data": {"type": kind, "took": round(time.monotonic() - started, 6)}})
+            if self.closing:
+                self.close()
+                return
+
+    async def _send(self, frame: bytes) -> None:
+        if self.writer.is_closing():
+            raise ConnectionResetError("client went away")
+        self.writer.write(frame)
+        await self.writer.drain()
+
+    async def _handle(self, kind: str, request: dict[str, Any]) -> None:
+        try:
+            await self._dispatch(kind, request)
+        except WardenError as exc:
+            await self._send_error(exc.message, exc.data)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client gets a message, the log the backtrace
+            log.exception("request failed", extra={"data": {"type": kind}})
+            await self._send_error(f"internal error: {exc}" if str(exc) else type(exc).__name__)
+
+    async def _send_error(self, message: str, data: str | None = None) -> None:
+        try:
+            await self._send(encode_response("Error", {"message": message, "data": data}))
+        except ConnectionError:
+            pass
+
+    async def _dispatch(self, kind: str, request: dict[str, Any]) -> None:
+        server = self.server
+        if kind == "Ping":
+            return await self._send(encode_response("Ping"))
+        if kind == "Echo":
+            return await self._send(encode_response("Echo", {"message": request["message"]}))
+        if kind == "List":
+            return await self._send(encode_response("List", {"handles": list(server.ctx.registry)}))
+        if kind == "Create":
+            container = await server.dispatcher.create(request)
+            self.reference(container)
+            return await self._send(encode_response("Create", {"handle": container.handle}))
+        container = server.dispatcher.lookup(request["handle"])
+        self.reference(container)
+        if kind == "Link":
+            job = container.job(request["job_id"])
+            result = await container.link(job.id)
+            await self._send(encode_response("Link", result))
+            container.forget_job(job.id)
+        elif kind == "Run":
+            job_id, result = await server.dispatcher.run(container, request)
+            await self._send(encode_response("Run", result))
+            container.forget_job(job_id)
+        elif kind == "Stream":
+            job = container.job(request["job_id"])
+            async for frame in server.dispatcher.stream(container, job.id):
+                await self._send(encode_response("Stream", frame))
+            container.forget_job(job.id)
+        else:
+            response = await server.dispatcher.call(kind, container, request)
+            await self._send(encode_response(kind, response))

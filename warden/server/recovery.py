@@ -1,0 +1,137 @@
+"""Start-up recovery: bring back every container a previous server left on disk.
+
+A container comes back when its snapshot is readable and the backend says it is
+alive; it then re-takes its pool entries, re-applies its kernel state and re-arms
+its grace timer, and its jobs are re-attached from their directories. Anything
+else found in the depot is destroyed, so a crash never leaves debris behind.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from .. import scripts
+from ..container.base import ACTIVE, SNAPSHOT, STOPPED, Container, Resources
+from ..container.context import Context
+from ..container.jobs import Job
+from ..errors import WardenError
+from ..pool import Subnet
+
+log = logging.getLogger("warden.recovery")
+
+
+class Unrecoverable(Exception):
+    pass
+
+
+def _read_snapshot(path: Path) -> dict[str, Any]:
+    try:
+        snapshot = json.loads((path / SNAPSHOT).read_text())
+    except FileNotFoundError:
+        raise Unrecoverable("no snapshot") from None
+    except (OSError, ValueError) as exc:
+        raise Unrecoverable(f"unreadable snapshot: {exc}") from None
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("resources"), dict):
+        raise Unrecoverable("malformed snapshot")
+    if snapshot.get("state") not in (ACTIVE, STOPPED):
+        raise Unrecoverable(f"snapshot state {snapshot.get('state')!r}")
+    return snapshot
+
+
+def _build(ctx: Context, cls: type[Container], path: Path, snapshot: dict[str, Any]) -> Container:
+    raw = snapshot["resources"]
+    try:
+        res = Resources(
+            container_id=str(raw["container_id"]),
+            handle=str(raw["handle"]),
+            subnet=Subnet(ipaddress.IPv4Address(raw["network"])) if raw.get("network") else None,
+            uid=int(raw["uid"]) if raw.get("uid") is not None else None,
+            ports=[int(p) for p in raw.get("ports") or []],
+            net_in=list(raw.get("net_in") or []),
+            net_out=list(raw.get("net_out") or []),
+            limits=dict(raw.get("limits") or {}),
+            bind_mounts=list(raw.get("bind_mounts") or []),
+            rootfs=raw.get("rootfs"),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unrecoverable(f"malformed snapshot resources: {exc}") from None
+    if res.handle in ctx.registry:
+        raise Unrecoverable(f"handle {res.handle!r} already recovered from another directory")
+    container = cls(ctx, res, path, snapshot.get("grace_time"))
+    container.state = snapshot["state"]
+    container.events = [str(e) for e in snapshot.get("events") or []]
+    return container
+
+
+def _take_resources(ctx: Context, container: Container) -> None:
+    res = container.res
+    if res.subnet is not None:
+        ctx.networks.remove(res.subnet)
+    if res.uid is not None:
+        ctx.uids.remove(res.uid)
+    for port in res.ports:
+        ctx.ports.remove(port)
+
+
+def _adopt_jobs(ctx: Context, container: Container) -> None:
+    jobs_dir = container.jobs_dir
+    if not jobs_dir.is_dir():
+        return
+    for entry in sorted(jobs_dir.iterdir(), key=lambda p: p.name):
+        if not entry.name.isdigit():
+            continue
+        job_id = int(entry.name)
+        ctx.job_ids.seen(job_id)
+        if not (entry / "output").exists():
+            # Spawn was interrupted before the holder started: nothing to recover.
+            container.log.info("dropping job that never started", extra={"data": {"job_id": job_id}})
+            Job.load(job_id, entry).remove()
+            continue
+        container.adopt_job(Job.load(job_id, entry))
+
+
+async def _destroy_dir(ctx: Context, path: Path, reason: str) -> None:
+    log.warning("Destroying container", extra={"data": {"path": str(path), "reason": reason}})
+    try:
+        await scripts.run([str(ctx.root_path / "destroy.sh"), str(path)])
+    except WardenError as exc:
+        log.error("destroy of unrecoverable container failed",
+                  extra={"data": {"path": str(path), "error": exc.message, "detail": exc.data}})
+
+
+async def recover(ctx: Context, cls: type[Container]) -> None:
+    highest_port = None
+    for path in sorted(ctx.depot.iterdir()):
+        if path.name.startswith(".") or not path.is_dir() or path.name == "tmp":
+            continue
+        container = None
+        try:
+            snapshot = _read_snapshot(path)
+            if snapshot.get("backend", cls.backend) != cls.backend:
+                raise Unrecoverable(f"made by the {snapshot.get('backend')} backend")
+            if not cls.alive(path):
+                raise Unrecoverable("dead")
+            container = _build(ctx, cls, path, snapshot)
+            _take_resources(ctx, container)
+            _adopt_jobs(ctx, container)
+            await container.restore()
+        except (Unrecoverable, WardenError) as exc:
+            if container is not None:
+                for job in container.jobs.values():
+                    job.cancel()
+                container.release()
+            reason = exc.message if isinstance(exc, WardenError) else str(exc)
+            await _destroy_dir(ctx, path, reason)
+            continue
+        ctx.registry[container.handle] = container
+        container.arm_grace_timer()
+        if container.res.ports:
+            highest_port = max([highest_port or 0, *container.res.ports])
+        container.log.info("Recovered container", extra={"data": {"path": str(path), "state": container.state,
+                                                                  "jobs": sorted(container.jobs)}})
+    if highest_port is not None:
+        ctx.ports.rotate_past(highest_port)
