@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from .pool import parse_network
+
 ROOT = Path(__file__).resolve().parents[1]
 
 RLIMIT_NAMES = (
@@ -154,7 +156,7 @@ def _server(raw: dict) -> ServerConfig:
     where = "server"
     kind = s.get("backend", s.get("container_klass", "insecure"))
     key = "backend" if "backend" in s else "container_klass"
-    if kind not in BACKENDS:
+    if not isinstance(kind, str) or kind not in BACKENDS:
         raise ConfigError(
             f"server.{key}: unknown backend {kind!r} (use linux, insecure, "
             "Warden::Container::Linux or Warden::Container::Insecure)"
@@ -176,7 +178,7 @@ def _server(raw: dict) -> ServerConfig:
             permissions = int(permissions, 8)
         except ValueError:
             raise ConfigError(f"server.unix_domain_permissions: must be an octal mode, got {permissions!r}") from None
-    if not isinstance(permissions, int) or not 0 <= permissions <= 0o7777:
+    if not isinstance(permissions, int) or isinstance(permissions, bool) or not 0 <= permissions <= 0o7777:
         raise ConfigError(f"server.unix_domain_permissions: must be a file mode, got {permissions!r}")
     base = Path(__file__).resolve().parents[1] / "root" / backend
     return ServerConfig(
@@ -200,17 +202,18 @@ def _network(raw: dict) -> NetworkConfig:
     n = _section(raw, "network")
     where = "network"
     pool = n.get("pool_network", "10.254.0.0/24")
+    key = "pool_network"
     if n.get("pool_start_address") is not None and n.get("pool_size") is not None:
         size = _int(n, "pool_size", where, None, low=1)
         start = _str(n, "pool_start_address", where, None)
         prefix = 32 - (math.ceil(math.log2(size)) + 2)
-        pool = f"{start}/{prefix}"
-    from .pool import parse_network  # local import: pool imports nothing from config
-
+        pool, key = f"{start}/{prefix}", "pool_start_address"
+    if not isinstance(pool, str):
+        raise ConfigError(f"network.{key}: must be a network like 10.254.0.0/24, got {pool!r}")
     try:
         parse_network(pool)
     except ValueError as exc:
-        raise ConfigError(f"network.pool_network: {exc}") from None
+        raise ConfigError(f"network.{key}: {exc}") from None
     delay = n.get("release_delay", 5.0)
     if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
         raise ConfigError(f"network.release_delay: must be a number of seconds, got {delay!r}")

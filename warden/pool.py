@@ -110,7 +110,8 @@ class Subnet:
 class NetworkPool(Pool[Subnet]):
     def __init__(self, network: str, release_delay: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         net = parse_network(network)
-        start = int(net.network_address) & ~3
+        # Aligned to a /30 only, as upstream: `10.254.0.8/24` starts at .8.
+        start = int(ipaddress.IPv4Address(network.split("/")[0])) & ~3
         count = max(1, net.num_addresses // 4)
         self.network = net
         super().__init__(

@@ -46,10 +46,11 @@ class Conversation:
         """Hand over bytes read from the socket; empty bytes mean the server hung up."""
         if not data:
             raise ConnectionClosed("warden closed the connection")
-        try:
-            self._frames.extend(self._reader.feed(data))
-        except MalformedStream as exc:
-            raise ProtocolError(f"bad data from warden: {str(exc).removeprefix(PREFIX)}") from None
+        frames = self._reader.feed(data)
+        if frames and isinstance(frames[-1], MalformedStream):
+            self._frames.extend(frames[:-1])
+            raise ProtocolError(f"bad data from warden: {str(frames[-1]).removeprefix(PREFIX)}")
+        self._frames.extend(frames)
 
     def next_response(self) -> dict[str, Any] | None:
         """The next response payload, or None until more bytes are fed.

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from warden.protocol import FrameReader, InvalidRequest, catalogue, pack, parse_request
+from warden.protocol import FrameReader, InvalidRequest, MalformedStream, catalogue, pack, parse_request
 
 
 class _Close:
@@ -53,7 +53,7 @@ class _Connection(socketserver.BaseRequestHandler):
         reader = FrameReader(catalogue().max_request_size)
         while data := self.request.recv(65536):
             for obj in reader.feed(data):
-                if not self._answer(obj):
+                if isinstance(obj, MalformedStream) or not self._answer(obj):
                     return
 
     def _answer(self, obj: Any) -> bool:

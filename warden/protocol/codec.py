@@ -31,31 +31,55 @@ class MalformedStream(Exception):
 
 
 class FrameReader:
-    """Incremental msgpack decoding with a cap on the size of one frame."""
+    """Incremental msgpack decoding with a cap on the size of one frame.
+
+    `feed` returns the frames decoded so far; when the stream breaks (bytes that
+    are not msgpack, or a frame over the cap) the last item is a `MalformedStream`,
+    after the good frames that came before it.
+    """
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
+        self._fed = 0
+        self._broken: MalformedStream | None = None
+        # The buffer holds at most one partial frame (checked below) plus one read.
         self._unpacker = msgpack.Unpacker(
             raw=False,
             unicode_errors="surrogateescape",
             strict_map_key=False,
-            max_buffer_size=max_size,
+            max_buffer_size=2 * max_size + (1 << 20),
         )
 
     def feed(self, data: bytes) -> list[Any]:
+        if self._broken is not None:
+            return [self._broken]
+        frames: list[Any] = []
         try:
             self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            raise MalformedStream(f"frame larger than {self.max_size} bytes") from None
-        frames = []
-        try:
+            self._fed += len(data)
+            start = self._unpacker.tell()
             for obj in self._unpacker:
+                end = self._unpacker.tell()
+                if end - start > self.max_size:
+                    raise MalformedStream(f"frame larger than {self.max_size} bytes")
                 frames.append(obj)
+                start = end
+            if self._fed - self._unpacker.tell() > self.max_size:
+                raise MalformedStream(f"frame larger than {self.max_size} bytes")
+        except MalformedStream as exc:
+            self._broken = exc
         except msgpack.BufferFull:
-            raise MalformedStream(f"frame larger than {self.max_size} bytes") from None
-        except (ValueError, msgpack.UnpackException) as exc:
-            raise MalformedStream(f"undecodable msgpack ({exc})") from None
+            self._broken = MalformedStream(f"frame larger than {self.max_size} bytes")
+        except (ValueError, TypeError, msgpack.UnpackException):
+            self._broken = MalformedStream("bytes that are not msgpack")
+        if self._broken is not None:
+            frames.append(self._broken)
         return frames
+
+
+def printable(text: str) -> str:
+    """Text safe to put on the wire: invalid UTF-8 from a client shows as escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _type_error(path: str, ftype: str) -> InvalidRequest:
@@ -207,8 +231,9 @@ def encode_response(kind: str, payload: dict[str, Any] | None = None) -> bytes:
     return pack({"type": kind, "payload": body})
 
 
-def encode_error(message: str) -> bytes:
-    return encode_response("Error", {"message": message})
+def encode_error(message: str, data: str | None = None) -> bytes:
+    return encode_response("Error", {"message": printable(message),
+                                      "data": printable(data) if data is not None else None})
 
 
 def encode_request(kind: str, payload: dict[str, Any] | None = None) -> bytes:

@@ -59,13 +59,11 @@ class Connection:
                 break
             if not data:
                 break
-            try:
-                frames = self.frames.feed(data)
-            except MalformedStream as exc:
-                self.queue.put_nowait(exc)
-                break
+            frames = self.frames.feed(data)
             for frame in frames:
                 self.queue.put_nowait(frame)
+            if frames and isinstance(frames[-1], MalformedStream):
+                break
         self.queue.put_nowait(_END)
         # The client is gone or the stream is broken: a request that only waits
         # for a job must not hold the connection (nor consume the job).
@@ -151,7 +149,7 @@ class Connection:
 
     async def _send_error(self, message: str, data: str | None = None) -> None:
         try:
-            await self._send(encode_response("Error", {"message": message, "data": data}))
+            await self._send(encode_error(message, data))
         except ConnectionError:
             pass
 
