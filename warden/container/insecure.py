@@ -25,15 +25,14 @@ def job_lang() -> str:
     return os.environ.get("LANG") or "en_US.UTF-8"
 
 
-def inside(root: Path, path: str) -> Path:
-    """A container path under `root`; `..` cannot climb out of it."""
+def inside(root: Path, path: str) -> str:
+    """A container path under `root`, as rsync wants it: a trailing `/` (copy the
+    contents) is kept, and `..` cannot climb out of the container."""
     parts = [p for p in Path("/", path).parts[1:] if p not in ("", ".")]
     if ".." in parts:
         raise WardenError(f"path must not contain '..': {path}")
-    result = root.joinpath(*parts)
-    if path.endswith("/") and parts:
-        return Path(str(result) + "/")
-    return result if parts else Path(str(root) + "/")
+    result = str(root.joinpath(*parts))
+    return result + "/" if path.endswith("/") or not parts else result
 
 
 class InsecureContainer(Container):
@@ -85,10 +84,10 @@ class InsecureContainer(Container):
         return {"host_port": port, "container_port": port}
 
     async def copy_in(self, src_path: str, dst_path: str) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", src_path, str(inside(self.root, dst_path))])
+        await scripts.run(["rsync", "-r", "-p", "--links", src_path, inside(self.root, dst_path)])
 
     async def copy_out(self, src_path: str, dst_path: str, owner: str | None) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", str(inside(self.root, src_path)), dst_path])
+        await scripts.run(["rsync", "-r", "-p", "--links", inside(self.root, src_path), dst_path])
         if owner:
             await scripts.run(["chown", "-R", owner, dst_path])
 
