@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Tear the container down: kill wshd (PID 1 of the container's pid namespace,
+# so everything in it dies), wait for the cgroups to empty, delete the
+# interfaces and the cgroups. Idempotent, and it works on a half-created
+# container: the kernel objects are found by id, with or without a pid file.
+set -euo pipefail
+[[ -n "${DEBUG:-}" ]] && set -x
+[[ $0 != */* ]] || cd "${0%/*}"
+# shellcheck source=lib/common.sh
+source lib/common.sh
+
+if [[ -z $id ]]; then
+  # setup.sh writes etc/config before anything touches the kernel, so a
+  # container without an id has nothing there.
+  rm -f run/wshd.pid
+  exit 0
+fi
+
+# --- network filter rules (iptables): net.sh is added by a later step --------
+# A failure here must not keep the rest from being torn down.
+net_status=0
+if [[ -x ./net.sh ]]; then
+  ./net.sh teardown || net_status=$?
+fi
+
+destroy_kernel_objects
+rm -f run/wshd.pid
+exit "$net_status"

@@ -1,0 +1,259 @@
+# shellcheck shell=bash
+# Shared definitions for the container scripts and hooks.
+#
+# Sourced with the container dir as cwd (every script cd's there first).
+# Loads etc/config (written by setup.sh) when it exists; values already in
+# the environment are overridden by it.
+
+if [[ -f etc/config ]]; then
+  # shellcheck source=/dev/null
+  source etc/config
+fi
+
+# --- parameters ---------------------------------------------------------------
+# From etc/config, else from the environment (the server's names). Empty
+# means "not given"; require_params makes a script insist on some.
+id=${id:-}                                   # 11-char container id
+network_host_ip=${network_host_ip:-}         # host end of the /30
+network_container_ip=${network_container_ip:-}
+network_netmask=${network_netmask:-255.255.255.252}
+user_uid=${user_uid:-}                       # uid and gid of vcap
+rootfs_path=${rootfs_path:-}                 # read-only lower layer
+allow_nested_warden=${allow_nested_warden:-false}
+container_iface_mtu=${container_iface_mtu:-1500}
+dns_servers=${dns_servers:-}                 # newline-separated, may be empty
+
+# require_params NAME... : fail with a message naming the first empty one.
+require_params() {
+  local name
+  for name in "$@"; do
+    if [[ -z ${!name:-} ]]; then
+      echo "$0: parameter '$name' is not set (etc/config or environment)" >&2
+      return 1
+    fi
+  done
+}
+
+# --- kernel object names ------------------------------------------------------
+
+# Root of the cgroup v1 hierarchies; every container lives in
+# $cgroup_root/<subsystem>/warden/instance-<id>.
+cgroup_root=${WARDEN_CGROUP_ROOT:-/sys/fs/cgroup}
+# Must be mounted; start fails without them.
+cgroup_required_subsystems=(cpu cpuacct cpuset memory devices)
+# Used when mounted.
+cgroup_optional_subsystems=(pids freezer)
+
+# Fill the array cgroup_mounted with the mounted required and optional
+# subsystems.
+find_cgroup_subsystems() {
+  local s
+  cgroup_mounted=()
+  for s in "${cgroup_required_subsystems[@]}" "${cgroup_optional_subsystems[@]}"; do
+    if [[ -d $cgroup_root/$s ]]; then
+      cgroup_mounted+=("$s")
+    fi
+  done
+}
+
+# Interface names: w-<id>-0 is the host side of the veth pair, w-<id>-1 the
+# container side, w-<id>-2 the ifb that shapes the container's egress.
+# w-<11 chars>-N is 15 characters, the longest name the kernel accepts.
+
+# --- filesystem ---------------------------------------------------------------
+
+# The container's writable layer: the overlay's upper and work dirs, on the
+# same filesystem as the container dir. This is the single place that names
+# them; a disk-limit step can mount a fixed-size image at
+# writable_layer_dir (in writable_layer_prepare) and nothing else changes.
+writable_layer_dir=tmp
+overlay_upper_dir=$writable_layer_dir/rootfs
+overlay_work_dir=$writable_layer_dir/work
+# Where the container's root filesystem is assembled.
+rootfs_mount_dir=mnt
+
+# Hook for a backing store of the writable layer. Nothing to do for a plain
+# directory (setup_fs creates the upper and work dirs in it).
+writable_layer_prepare() {
+  :
+}
+
+# is_mounted DIR: true if DIR (relative to cwd or absolute) is a mount point
+# in this mount namespace. Reads /proc/self/mounts; no subprocess.
+is_mounted() {
+  local path=$1 mnt
+  [[ $path == /* ]] || path=$PWD/$path
+  while read -r _ mnt _; do
+    if [[ $mnt == "$path" ]]; then
+      return 0
+    fi
+  done </proc/self/mounts
+  return 1
+}
+
+# Mount the container's root filesystem (an overlay of rootfs_path) at mnt
+# in the current mount namespace. Idempotent.
+setup_fs() {
+  local dir=$PWD p
+  if is_mounted "$rootfs_mount_dir"; then
+    return 0
+  fi
+  writable_layer_prepare
+  local lower=$rootfs_path upper=$dir/$overlay_upper_dir work=$dir/$overlay_work_dir
+  for p in "$lower" "$upper" "$work"; do
+    if [[ $p == *[,:]* ]]; then
+      echo "overlay paths must not contain ',' or ':': $p" >&2
+      return 1
+    fi
+  done
+  [[ -d $upper && -d $work && -d $rootfs_mount_dir ]] ||
+    mkdir -p "$upper" "$work" "$rootfs_mount_dir"
+  if ! mount -t overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" overlay "$rootfs_mount_dir"; then
+    local fstype
+    fstype=$(stat -f -c %T "$upper")
+    if [[ $fstype == overlayfs || $fstype == overlay ]]; then
+      echo "the container dir $dir is on overlayfs, which cannot hold an overlay upper layer;" \
+        "put the depot on a regular filesystem" >&2
+    fi
+    return 1
+  fi
+}
+
+teardown_fs() {
+  if is_mounted "$rootfs_mount_dir"; then
+    umount "$rootfs_mount_dir"
+  fi
+}
+
+# --- network ------------------------------------------------------------------
+
+# netmask_to_prefix 255.255.255.252: sets network_prefix=30.
+netmask_to_prefix() {
+  local a b c d octet bits=0
+  IFS=. read -r a b c d <<<"$1"
+  for octet in "$a" "$b" "$c" "$d"; do
+    case $octet in
+      255) bits=$((bits + 8)) ;;
+      254) bits=$((bits + 7)) ;;
+      252) bits=$((bits + 6)) ;;
+      248) bits=$((bits + 5)) ;;
+      240) bits=$((bits + 4)) ;;
+      224) bits=$((bits + 3)) ;;
+      192) bits=$((bits + 2)) ;;
+      128) bits=$((bits + 1)) ;;
+      0) ;;
+      *)
+        echo "invalid netmask: $1" >&2
+        return 1
+        ;;
+    esac
+  done
+  # shellcheck disable=SC2034 # read by the scripts that source this file
+  network_prefix=$bits
+}
+
+# --- teardown of kernel objects (destroy.sh, root clear.sh) -------------------
+
+# Fill the array container_pid_list with the processes in the container's
+# cgroups (host pids, possibly repeated).
+read_container_pids() {
+  local s f lines
+  container_pid_list=()
+  for s in "${cgroup_mounted[@]}"; do
+    f=$cgroup_root/$s/warden/instance-$id/cgroup.procs
+    if [[ -r $f ]]; then
+      lines=()
+      mapfile -t lines 2>/dev/null <"$f" || true
+      container_pid_list+=("${lines[@]}")
+    fi
+  done
+}
+
+# SIGKILL everything in the container's cgroups until they are empty.
+# Killing wshd (PID 1 of the container's pid namespace) takes every other
+# process in the namespace with it.
+kill_container_processes() {
+  local tries=0
+  while true; do
+    read_container_pids
+    if ((${#container_pid_list[@]} == 0)); then
+      return 0
+    fi
+    kill -9 "${container_pid_list[@]}" 2>/dev/null || true
+    tries=$((tries + 1))
+    if ((tries > 1000)); then
+      echo "processes still alive in the cgroups of $id after 10s: ${container_pid_list[*]}" >&2
+      return 1
+    fi
+    sleep 0.01
+  done
+}
+
+# Remove the instance cgroups (and anything nested in them).
+remove_cgroups() {
+  local s dir failed=0
+  local -a dirs=()
+  for s in "${cgroup_mounted[@]}"; do
+    dir=$cgroup_root/$s/warden/instance-$id
+    if [[ -d $dir ]]; then
+      dirs+=("$dir")
+    fi
+  done
+  if ((${#dirs[@]} == 0)); then
+    return 0
+  fi
+  if ! rmdir -- "${dirs[@]}" 2>/dev/null; then
+    # Nested groups first (a nested warden may have made some).
+    find "${dirs[@]}" -mindepth 1 -depth -type d -exec rmdir {} + 2>/dev/null || true
+    rmdir -- "${dirs[@]}" 2>/dev/null || true
+  fi
+  for dir in "${dirs[@]}"; do
+    if [[ -d $dir ]]; then
+      echo "failed to remove $dir" >&2
+      failed=1
+    fi
+  done
+  return "$failed"
+}
+
+# Delete the host-side interfaces of the container if they still exist.
+remove_interfaces() {
+  local name cmds=
+  for name in "w-$id-2" "w-$id-0"; do
+    if [[ -e /sys/class/net/$name ]]; then
+      cmds+="link del $name"$'\n'
+    fi
+  done
+  if [[ -n $cmds ]]; then
+    # -force: carry on if one of them vanished meanwhile (the veth goes
+    # away by itself once the container's network namespace is gone).
+    ip -force -batch - <<<"$cmds" 2>/dev/null || true
+  fi
+  for name in "w-$id-2" "w-$id-0"; do
+    if [[ -e /sys/class/net/$name ]]; then
+      echo "failed to delete interface $name" >&2
+      return 1
+    fi
+  done
+}
+
+# Everything the kernel holds for container $id: processes, interfaces,
+# cgroups. Idempotent; needs only $id.
+destroy_kernel_objects() {
+  local ifaces=0
+  find_cgroup_subsystems
+  read_container_pids
+  if ((${#container_pid_list[@]} > 0)); then
+    kill -9 "${container_pid_list[@]}" 2>/dev/null || true
+  fi
+  # Deleting interfaces waits for RCU grace periods; overlap that with
+  # waiting for the processes to die.
+  remove_interfaces &
+  ifaces=$!
+  kill_container_processes || {
+    wait "$ifaces" || true
+    return 1
+  }
+  wait "$ifaces"
+  remove_cgroups
+}

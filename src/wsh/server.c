@@ -1,0 +1,363 @@
+/*
+ * One thread, one poll loop: the listener, a signalfd for SIGCHLD and one
+ * entry per connection that has not yet sent a whole request. Sockets are
+ * non-blocking and every connection has its own buffer, so a silent or slow
+ * client never holds up anybody else.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "job.h"
+#include "proto.h"
+#include "util.h"
+
+#define MAX_CONNS 64
+#define CONN_TIMEOUT_SEC 30
+#define READ_CHUNK 65536
+
+struct conn {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	time_t since;
+};
+
+struct job {
+	pid_t pid;
+	int status_fd;
+};
+
+struct server {
+	int listen_fd;
+	int signal_fd;
+	struct conn conns[MAX_CONNS];
+	size_t nconns;
+	struct job *jobs;
+	size_t njobs;
+	size_t jobs_cap;
+};
+
+static time_t now_sec(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return 0;
+	return ts.tv_sec;
+}
+
+static void conn_drop(struct server *s, size_t i)
+{
+	close_quietly(s->conns[i].fd);
+	free(s->conns[i].buf);
+	s->conns[i] = s->conns[--s->nconns];
+}
+
+/* Best effort: the client may already be gone. */
+static void send_error(int fd, const char *msg)
+{
+	struct wsh_buf b;
+
+	wsh_buf_init(&b);
+	if (wsh_rsp_encode_error(&b, msg) == 0)
+		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	wsh_buf_free(&b);
+}
+
+static int jobs_add(struct server *s, pid_t pid, int status_fd)
+{
+	if (s->njobs == s->jobs_cap) {
+		size_t cap = s->jobs_cap ? s->jobs_cap * 2 : 16;
+		struct job *j = realloc(s->jobs, cap * sizeof(*j));
+
+		if (j == NULL)
+			return -1;
+		s->jobs = j;
+		s->jobs_cap = cap;
+	}
+	s->jobs[s->njobs].pid = pid;
+	s->jobs[s->njobs].status_fd = status_fd;
+	s->njobs++;
+	return 0;
+}
+
+static void job_finished(struct server *s, pid_t pid, int wstatus)
+{
+	size_t i;
+
+	for (i = 0; i < s->njobs; i++) {
+		if (s->jobs[i].pid != pid)
+			continue;
+		if (WIFEXITED(wstatus)) {
+			uint32_t code = (uint32_t)WEXITSTATUS(wstatus);
+			uint8_t le[4] = { (uint8_t)code, (uint8_t)(code >> 8), (uint8_t)(code >> 16),
+					  (uint8_t)(code >> 24) };
+
+			/* Fails with EPIPE if the client went away; that is fine. */
+			(void)write_all(s->jobs[i].status_fd, le, sizeof(le));
+		}
+		close_quietly(s->jobs[i].status_fd);
+		s->jobs[i] = s->jobs[--s->njobs];
+		return;
+	}
+	/* Not ours: an orphan reparented to us as PID 1. Nothing to report. */
+}
+
+static void reap(struct server *s)
+{
+	for (;;) {
+		int wstatus;
+		pid_t pid = waitpid(-1, &wstatus, WNOHANG);
+
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		job_finished(s, pid, wstatus);
+	}
+}
+
+static void drain_signalfd(struct server *s)
+{
+	struct signalfd_siginfo si[16];
+
+	for (;;) {
+		ssize_t n = read(s->signal_fd, si, sizeof(si));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+	}
+	reap(s);
+}
+
+static void start_job(struct server *s, int conn_fd, const struct wsh_request *req)
+{
+	char err[256];
+	struct job_io io;
+	struct wsh_buf rsp;
+	pid_t pid;
+
+	if (job_io_open(&io, (req->flags & WSH_FLAG_TTY) != 0) < 0) {
+		snprintf(err, sizeof(err), "wshd: creating the job's %s: %s",
+			 (req->flags & WSH_FLAG_TTY) ? "pty" : "pipes", strerror(errno));
+		send_error(conn_fd, err);
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, sizeof(err), "wshd: fork: %s", strerror(errno));
+		send_error(conn_fd, err);
+		job_io_close(&io);
+		return;
+	}
+	if (pid == 0)
+		job_exec(req, &io);
+
+	job_io_close_child_ends(&io);
+	wsh_buf_init(&rsp);
+	if (wsh_rsp_encode_ok(&rsp, (uint32_t)pid, (uint32_t)io.nclient) < 0 ||
+	    send_with_fds(conn_fd, rsp.data, rsp.len, io.client, io.nclient) < 0)
+		fprintf(stderr, "wshd: sending the response for job %d: %s\n", (int)pid, strerror(errno));
+	wsh_buf_free(&rsp);
+
+	/* The client has its copies now (or is gone); keep only the status end. */
+	{
+		int status_fd = io.status_write;
+
+		io.status_write = -1;
+		job_io_close(&io);
+		if (jobs_add(s, pid, status_fd) < 0) {
+			fprintf(stderr, "wshd: out of memory tracking job %d\n", (int)pid);
+			close_quietly(status_fd);
+		}
+	}
+}
+
+/* Read what is available; handle the request once it is complete.
+ * Returns 1 when the connection is finished with and must be dropped. */
+static int conn_readable(struct server *s, struct conn *c)
+{
+	char err[256];
+	size_t frame_len = 0;
+	ssize_t n;
+	int r;
+
+	if (c->cap - c->len < READ_CHUNK && c->cap < WSH_HEADER_SIZE + WSH_MAX_BODY) {
+		size_t cap = c->cap + READ_CHUNK;
+		uint8_t *p;
+
+		if (cap > WSH_HEADER_SIZE + WSH_MAX_BODY)
+			cap = WSH_HEADER_SIZE + WSH_MAX_BODY;
+		p = realloc(c->buf, cap);
+		if (p == NULL) {
+			send_error(c->fd, "wshd: out of memory");
+			return 1;
+		}
+		c->buf = p;
+		c->cap = cap;
+	}
+	if (c->len == c->cap) {
+		send_error(c->fd, "wshd: request too large");
+		return 1;
+	}
+	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : 1;
+	if (n == 0)
+		return 1;   /* gone before finishing its request */
+	c->len += (size_t)n;
+
+	r = wsh_frame_check(c->buf, c->len, WSH_REQ_MAGIC, WSH_MAX_BODY, &frame_len, err, sizeof(err));
+	if (r == 0)
+		return 0;
+	if (r > 0) {
+		struct wsh_request req;
+
+		if (frame_len != c->len) {
+			snprintf(err, sizeof(err), "extra bytes after the request");
+		} else if (wsh_req_decode(c->buf, c->len, &req, err, sizeof(err)) == 0) {
+			start_job(s, c->fd, &req);
+			wsh_req_free(&req);
+			return 1;
+		}
+	}
+	{
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "wshd: bad request: %s", err);
+		send_error(c->fd, msg);
+	}
+	return 1;
+}
+
+static void accept_all(struct server *s)
+{
+	for (;;) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			fprintf(stderr, "wshd: accept: %s\n", strerror(errno));
+			/* Out of descriptors: make room by dropping the oldest waiter. */
+			if ((errno == EMFILE || errno == ENFILE) && s->nconns > 0)
+				conn_drop(s, 0);
+			return;
+		}
+		if (s->nconns == MAX_CONNS) {
+			size_t oldest = 0, i;
+
+			for (i = 1; i < s->nconns; i++)
+				if (s->conns[i].since < s->conns[oldest].since)
+					oldest = i;
+			send_error(s->conns[oldest].fd, "wshd: too many pending connections");
+			conn_drop(s, oldest);
+		}
+		s->conns[s->nconns].fd = fd;
+		s->conns[s->nconns].buf = NULL;
+		s->conns[s->nconns].len = 0;
+		s->conns[s->nconns].cap = 0;
+		s->conns[s->nconns].since = now_sec();
+		s->nconns++;
+	}
+}
+
+static void expire_conns(struct server *s)
+{
+	time_t now = now_sec();
+	size_t i = s->nconns;
+
+	while (i-- > 0) {
+		if (now - s->conns[i].since >= CONN_TIMEOUT_SEC) {
+			send_error(s->conns[i].fd, "wshd: timed out waiting for the request");
+			conn_drop(s, i);
+		}
+	}
+}
+
+int serve(int listen_fd, int ready_fd)
+{
+	struct server s;
+	sigset_t mask;
+
+	memset(&s, 0, sizeof(s));
+	s.listen_fd = listen_fd;
+
+	if (set_nonblock(listen_fd, 1) < 0) {
+		fprintf(stderr, "wshd: listener: %s\n", strerror(errno));
+		return -1;
+	}
+	if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || sigemptyset(&mask) < 0 ||
+	    sigaddset(&mask, SIGCHLD) < 0 || sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		fprintf(stderr, "wshd: signals: %s\n", strerror(errno));
+		return -1;
+	}
+	s.signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (s.signal_fd < 0) {
+		fprintf(stderr, "wshd: signalfd: %s\n", strerror(errno));
+		return -1;
+	}
+	/* Children that ended before SIGCHLD was blocked left no signal. */
+	reap(&s);
+
+	if (ready_fd >= 0) {
+		if (write_all(ready_fd, "R", 1) < 0) {
+			fprintf(stderr, "wshd: signalling readiness: %s\n", strerror(errno));
+			return -1;
+		}
+		close(ready_fd);
+	}
+
+	for (;;) {
+		struct pollfd pfd[2 + MAX_CONNS];
+		size_t i, nconns = s.nconns;
+		int n;
+
+		pfd[0].fd = s.listen_fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = s.signal_fd;
+		pfd[1].events = POLLIN;
+		for (i = 0; i < nconns; i++) {
+			pfd[2 + i].fd = s.conns[i].fd;
+			pfd[2 + i].events = POLLIN;
+		}
+		n = poll(pfd, 2 + nconns, nconns > 0 ? 1000 : -1);
+		if (n < 0) {
+			if (errno != EINTR) {
+				fprintf(stderr, "wshd: poll: %s\n", strerror(errno));
+				sleep(1);
+			}
+			continue;
+		}
+		if (pfd[1].revents)
+			drain_signalfd(&s);
+		/* Backwards, so dropping (swap with the last) keeps the mapping. */
+		i = nconns;
+		while (i-- > 0) {
+			if (pfd[2 + i].revents && conn_readable(&s, &s.conns[i]))
+				conn_drop(&s, i);
+		}
+		if (pfd[0].revents)
+			accept_all(&s);
+		if (s.nconns > 0)
+			expire_conns(&s);
+	}
+}

@@ -1,0 +1,169 @@
+"""A real Linux container: create, start, run jobs through wsh, stop, destroy.
+
+Needs root, the rootfs built by root/linux/rootfs/setup.sh and the wshd/wsh
+binaries in root/linux/skeleton/bin (make -C src/wsh, then copy). It works in
+the kernel for real: an overlay mount (only inside the container's mount
+namespace), cgroups under <subsystem>/warden/instance-<id>, a veth pair and
+an ifb named w-<id>-N on 10.254.255.0/30. The only traffic it sends is one
+ICMP echo to the container's own address. A module fixture always runs
+destroy.sh and then checks that nothing of the container is left.
+"""
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from .kernel import ROOT_LINUX, Container, icmp_echo, leftovers, skip_reason
+
+_reason = skip_reason()
+pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+
+
+@pytest.fixture(scope="module")
+def container(request):
+    depot = tempfile.mkdtemp(prefix="warden-test-depot-")
+    c = Container(depot)
+
+    def teardown():
+        try:
+            res = c.script(ROOT_LINUX / "destroy.sh", c.path, check=False)
+            left = leftovers(c.depot, c.id)
+        finally:
+            shutil.rmtree(depot, ignore_errors=True)
+        assert res.returncode == 0, f"destroy.sh failed: {res.stderr}"
+        assert not left, f"left behind: {left}"
+
+    request.addfinalizer(teardown)
+    c.script(ROOT_LINUX / "create.sh", c.path)
+    c.script(c.path / "start.sh")
+    return c
+
+
+def test_users(container):
+    assert container.sh("id -u", user="vcap").strip() == str(container.user_uid)
+    assert container.sh("id -G", user="vcap").strip() == str(container.user_uid)
+    assert container.sh("id -u").strip() == "0"
+    assert container.sh("echo $HOME:$USER", user="vcap").strip() == "/home/vcap:vcap"
+
+
+def test_hostname(container):
+    assert container.sh("hostname").strip() == container.id
+
+
+def test_pid_namespace(container):
+    lines = container.sh("ps -eo pid=,args=").strip().splitlines()
+    processes = dict(line.strip().split(None, 1) for line in lines)
+    assert processes["1"] == f"wshd: {container.id}"
+    assert len(processes) <= 4, processes
+
+
+def test_proc_and_dev(container):
+    mounts = container.sh("cat /proc/self/mounts")
+    assert "proc /proc proc" in mounts
+    assert "devpts /dev/pts devpts" in mounts
+    assert "tmpfs /dev/shm tmpfs" in mounts
+    assert container.sh("echo data >/dev/shm/f && cat /dev/shm/f", user="vcap") == "data\n"
+    assert container.sh("echo x >/dev/null; head -c 4 /dev/urandom | wc -c", user="vcap").strip() == "4"
+
+
+def test_rlimits(container):
+    assert container.sh("ulimit -n", env={"RLIMIT_NOFILE": "77"}).strip() == "77"
+    assert container.sh("ulimit -Sn; ulimit -Hn", user="vcap",
+                        env={"RLIMIT_NOFILE": "77 88"}).split() == ["77", "88"]
+    assert container.sh("ulimit -n; ulimit -c").split() == ["1024", "0"]
+    res = container.wsh("true", env={"RLIMIT_NOFILE": "many"})
+    assert res.returncode == 255 and b"RLIMIT_NOFILE" in res.stderr
+
+
+def test_exit_status(container):
+    assert container.wsh("bash", "-c", "exit 42").returncode == 42
+    assert container.wsh("bash", "-c", "kill -9 $$").returncode == 255
+    assert container.wsh("true", user="nosuchuser").returncode == 255
+    res = container.wsh("bash", "-c", "echo out; echo err >&2; exit 3", user="vcap")
+    assert (res.returncode, res.stdout, res.stderr) == (3, b"out\n", b"err\n")
+
+
+def test_stdin(container):
+    data = os.urandom(2 * 1024 * 1024)
+    res = container.wsh("sha256sum", input=data, user="vcap")
+    assert res.returncode == 0
+    assert res.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+    res = container.wsh("cat", input=data)
+    assert res.stdout == data
+
+
+def test_lang(container):
+    out = container.sh("echo $LANG; locale 2>&1 >/dev/null | wc -l", env={"LANG": "en_US.UTF-8"})
+    assert out.split() == ["en_US.UTF-8", "0"]
+
+
+def test_rsync_in_and_out(container, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha\n")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(100000))
+    os.symlink("a.txt", src / "link")
+    rsh = " ".join(container.wsh_argv("--rsh")[:-1] + ["--rsh"])
+    subprocess.run(["rsync", "-e", rsh, "-r", "-p", "--links", f"{src}/", "vcap@container:/home/vcap/copied/"],
+                   check=True, capture_output=True, timeout=60)
+    assert container.sh("cat copied/a.txt; readlink copied/link; stat -c %U copied/sub/b.bin",
+                        user="vcap").split() == ["alpha", "a.txt", "vcap"]
+    out = tmp_path / "out"
+    subprocess.run(["rsync", "-e", rsh, "-r", "-p", "--links", "vcap@container:/home/vcap/copied/", f"{out}/"],
+                   check=True, capture_output=True, timeout=60)
+    assert (out / "a.txt").read_text() == "alpha\n"
+    assert (out / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    assert os.readlink(out / "link") == "a.txt"
+
+
+def test_overlay_only_in_container(container):
+    with open("/proc/self/mounts") as f:
+        host = f.read()
+    assert str(container.path) not in host
+    assert f"upperdir={container.path}" in container.sh("cat /proc/self/mounts")
+
+
+def test_network(container):
+    assert f"inet {container.container_ip}/30" in container.sh("ip -o addr show")
+    assert f"default via {container.host_ip}" in container.sh("ip route")
+    if shutil.which("ping"):
+        subprocess.run(["ping", "-c1", "-W1", container.container_ip], check=True, capture_output=True,
+                       timeout=10)
+    else:
+        assert icmp_echo(container.container_ip)
+
+
+def test_stop_kills_jobs_but_not_wshd(container):
+    wshd_pid = (container.path / "run" / "wshd.pid").read_text().strip()
+    job = subprocess.Popen(container.wsh_argv("sleep", "1000", user="vcap"), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if "sleep 1000" in container.sh("ps -eo args="):
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the job did not start")
+        t0 = time.monotonic()
+        container.script(container.path / "stop.sh", "-w", "0")
+        elapsed = time.monotonic() - t0
+        assert job.wait(timeout=5) == 255
+        assert elapsed < 1.2, elapsed
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert os.path.exists(f"/proc/{wshd_pid}")
+    assert container.sh("ps -eo pid=,args=").split("\n")[0].split(None, 1) == ["1", f"wshd: {container.id}"]
+
+
+def test_destroy_removes_everything(container):
+    container.script(ROOT_LINUX / "destroy.sh", container.path)
+    assert not container.path.exists()
+    assert leftovers(container.depot, container.id) == []
+    # Idempotent.
+    container.script(ROOT_LINUX / "destroy.sh", container.path)
