@@ -271,7 +271,7 @@ class Container:
 
     # ---- info ---------------------------------------------------------------------
 
-    async def info(self) -> dict[str, Any]:
+    async def info(self, live: bool = True) -> dict[str, Any]:
         self.require(ACTIVE, STOPPED)
         subnet = self.res.subnet
         info: dict[str, Any] = {
@@ -282,14 +282,14 @@ class Container:
             "container_path": str(self.path),
             "job_ids": sorted(job.id for job in self.jobs.values() if job.running),
         }
-        info.update(await self.do_info())
+        info.update(await self.do_info(live))
         return info
 
     async def info_or_obituary(self) -> dict[str, Any] | None:
         if self.state == DESTROYED:
             return self.obituary
         try:
-            return await self.info()
+            return await self.info(live=False)
         except WardenError:
             return self.obituary
 
@@ -399,7 +399,8 @@ class Container:
     async def do_destroy(self) -> None:
         raise NotImplementedByBackend()
 
-    async def do_info(self) -> dict[str, Any]:
+    async def do_info(self, live: bool = True) -> dict[str, Any]:
+        """Backend statistics; `live=False` asks for what costs no process start."""
         return {}
 
     async def restore(self) -> None:
