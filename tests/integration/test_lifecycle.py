@@ -124,7 +124,8 @@ def test_grace_time_destroys_an_unreferenced_container(server):
     # (a new connection would reference every container and cancel the timer).
     wait_for(lambda: not path.exists(), what="grace-time destroy")
     with server.connect() as wire:
-        assert wire.call("List")["handles"] == [keep]
+        # The directory goes first; the registry follows when destroy.sh returns.
+        wait_for(lambda: wire.call("List")["handles"] == [keep], what="the registry to follow")
 
 
 def test_a_new_connection_cancels_the_grace_timer(server):
