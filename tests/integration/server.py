@@ -52,9 +52,12 @@ def holder_pids(depot: Path) -> list[int]:
     return pids
 
 
+_networks = iter(range(200, 240))
+
+
 class ServerProcess:
-    """One warden server on its own socket, depot and ports, in a short /tmp path
-    (Unix socket paths are limited to 108 bytes)."""
+    """One warden server on its own socket, depot, ports and /24 of container
+    addresses, in a short /tmp path (Unix socket paths are limited to 108 bytes)."""
 
     def __init__(self, backend: str = "insecure", **overrides: Any) -> None:
         self.base = Path(tempfile.mkdtemp(prefix="wt-", dir="/tmp"))
@@ -72,8 +75,12 @@ class ServerProcess:
             },
             "health_check_server": {"port": free_port()},
             "logging": {"level": "debug", "file": str(self.log_path)},
-            "network": {"pool_network": "10.254.0.0/24", "release_delay": 0},
+            "network": {"pool_network": "10.254.0.0/24" if backend == "insecure"
+                        else f"10.254.{next(_networks)}.0/24", "release_delay": 0},
         }
+        if backend == "linux":
+            self.config["server"]["container_rootfs_path"] = os.environ.get(
+                "WARDEN_TEST_ROOTFS", "/var/lib/warden/rootfs")
         for section, values in overrides.items():
             self.config.setdefault(section, {}).update(values)
         self.proc: subprocess.Popen | None = None
