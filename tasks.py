@@ -79,16 +79,18 @@ def start(c, config=DEFAULT_CONFIG):
     c.run(f"{sys.executable} -m warden.server --config {config}", pty=False)
 
 
-@task(help={"config": f"config file (default {DEFAULT_CONFIG})"})
-def clear(c, config=DEFAULT_CONFIG):
-    """Destroy every container in the depot and every kernel object warden made."""
+@task(help={"config": f"config file (default {DEFAULT_CONFIG})",
+            "all": "also remove live leftovers and the rules of every pool (no other warden on this host)"})
+def clear(c, config=DEFAULT_CONFIG, all=False):
+    """Destroy every container in the depot and every kernel object warden made for it."""
     cfg = _config(config)
     script = ROOT / "root" / cfg.server.backend / "clear.sh"
     depot = Path(cfg.server.container_depot_path)
     if not depot.exists():
         _step(f"nothing to clear: {depot} does not exist")
         return
-    c.run(f"{script} {depot}")
+    flags = "--all " if all and cfg.server.backend == "linux" else ""
+    c.run(f"{script} {flags}{depot}", env={"POOL_NETWORK": cfg.network.pool_network})
 
 
 @task(help={"k": "only tests matching this expression", "verbose": "pytest -v"})

@@ -14,16 +14,30 @@ import pytest
 from warden import leaks
 
 _baseline: leaks.Objects | None = None
+_IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+_ip_forward: str | None = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    global _baseline
+    global _baseline, _ip_forward
     _baseline = leaks.snapshot()
+    try:
+        with open(_IP_FORWARD) as f:
+            _ip_forward = f.read()
+    except OSError:
+        _ip_forward = None
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _baseline is None or getattr(session.config, "workerinput", None) is not None:
         return
+    if _ip_forward is not None:
+        # The Linux server's setup turns forwarding on; leave it as we found it.
+        try:
+            with open(_IP_FORWARD, "w") as f:
+                f.write(_ip_forward)
+        except OSError:
+            pass
     deadline = time.monotonic() + 15
     while True:
         left = leaks.snapshot() - _baseline

@@ -172,7 +172,8 @@ class ServerProcess:
         finally:
             clear = ROOT / "root" / self.config["server"]["backend"] / "clear.sh"
             if self.depot.exists():
-                subprocess.run([str(clear), str(self.depot)], capture_output=True, timeout=120)
+                env = dict(os.environ, POOL_NETWORK=self.config["network"]["pool_network"])
+                subprocess.run([str(clear), str(self.depot)], capture_output=True, timeout=120, env=env)
             leftovers = holder_pids(self.depot)
             for pid in leftovers:
                 try:

@@ -41,6 +41,15 @@ def _key_values(text: str) -> dict[str, str]:
     return values
 
 
+def mount_point(path: str) -> str:
+    """The mount point of the filesystem holding `path` (where quotas are set)."""
+    current = Path(path).resolve()
+    device = current.stat().st_dev
+    while current.parent != current and current.parent.stat().st_dev == device:
+        current = current.parent
+    return str(current)
+
+
 def _read_int(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])
@@ -139,7 +148,7 @@ class LinuxContainer(Container):
         self.res.bind_mounts = [dict(m) for m in request.get("bind_mounts") or []]
         if self.ctx.config.server.disk_quota_enabled:
             await scripts.run(["setquota", "-u", str(self.res.uid), "0", "0", "0", "0",
-                               self.ctx.config.server.container_depot_path])
+                               mount_point(self.ctx.config.server.container_depot_path)])
         await scripts.run([str(self.ctx.root_path / "create.sh"), str(self.path)], self.script_env())
         self._write_bind_mounts()
         await self._sh("start.sh")
@@ -282,7 +291,8 @@ class LinuxContainer(Container):
         try:
             result = await self._sh("limit_cpu.sh", env=env)
         except WardenError as exc:
-            raise WardenError(f"Failed setting cpu shares: {exc.data}") from None
+            detail = exc.data or ""
+            raise WardenError(detail if detail.startswith("Failed") else f"Failed setting cpu shares: {detail}") from None
         if shares is not None and record:
             self.res.limits["cpu"] = shares
             self.write_snapshot()
@@ -312,14 +322,19 @@ class LinuxContainer(Container):
             if request.get(name) is not None:
                 blocks[key] = request[name]
         env = {k.upper(): v for k, v in blocks.items()}
-        result = await self._sh("limit_disk.sh", env=env)
+        result = await self._sh("limit_disk.sh", env={**env, **self._quota_env()})
         self.res.limits["disk"] = blocks
         self.write_snapshot()
         return _disk_response(_key_values(result.stdout.decode()))
 
     async def _disk_info(self) -> dict[str, str]:
-        result = await self._sh("limit_disk.sh")
+        result = await self._sh("limit_disk.sh", env=self._quota_env())
         return _key_values(result.stdout.decode())
+
+    def _quota_env(self) -> dict[str, str]:
+        """Where per-uid quotas are read on hosts that have them (unused with the pool)."""
+        return {"REPQUOTA": str(SRC / "repquota" / "repquota"),
+                "CONTAINER_DEPOT_MOUNT_POINT_PATH": mount_point(self.ctx.config.server.container_depot_path)}
 
     # ---- OOM -----------------------------------------------------------------------
 

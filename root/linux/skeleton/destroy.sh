@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tear the container down: kill wshd (PID 1 of the container's pid namespace,
 # so everything in it dies), wait for the cgroups to empty, delete the
-# interfaces and the cgroups. Idempotent, and it works on a half-created
+# interfaces and the cgroups, and delete the writable layer's subvolume when
+# it is in the depot's disk pool. Idempotent, and it works on a half-created
 # container: the kernel objects are found by id, with or without a pid file.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
@@ -25,4 +26,7 @@ fi
 
 destroy_kernel_objects
 rm -f run/wshd.pid
+# Nothing of the container runs any more: its writable layer can go (a
+# subvolume of the disk pool; a plain tmp/ goes with the container dir).
+writable_layer_remove
 exit "$net_status"

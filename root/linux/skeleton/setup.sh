@@ -36,12 +36,16 @@ if [[ $rootfs_path != /* || -L $rootfs_path ]]; then
 fi
 netmask_to_prefix "$network_netmask"
 
-# 1. etc/config: everything later scripts and hooks need.
-mkdir -p etc run "$overlay_upper_dir" "$overlay_work_dir" "$rootfs_mount_dir"
+# 1. etc/config: everything later scripts and hooks need, including where
+#    the writable layer lives (a subvolume of the depot's disk pool when
+#    there is one). Written before anything is made outside this dir, so
+#    that destroy.sh finds it all.
+mkdir -p etc run "$rootfs_mount_dir"
+writable_layer_choose
 {
   printf '# written by setup.sh; sourced by lib/common.sh\n'
   for key in id network_netmask network_host_ip network_container_ip user_uid \
-    rootfs_path allow_nested_warden container_iface_mtu dns_servers; do
+    rootfs_path allow_nested_warden container_iface_mtu dns_servers writable_layer_dir; do
     printf '%s=%q\n' "$key" "${!key}"
   done
   printf 'network_host_iface=%q\n' "w-$id-0"
@@ -49,7 +53,8 @@ mkdir -p etc run "$overlay_upper_dir" "$overlay_work_dir" "$rootfs_mount_dir"
   printf 'network_ifb_iface=%q\n' "w-$id-2"
 } >etc/config
 
-# 2. The container's root filesystem, only in this mount namespace.
+# 2. The writable layer, and the container's root filesystem (only in this
+#    mount namespace).
 setup_fs
 root=$rootfs_mount_dir
 

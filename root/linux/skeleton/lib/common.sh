@@ -56,39 +56,133 @@ find_cgroup_subsystems() {
   done
 }
 
+# cgroup_dir SUBSYSTEM: REPLY = the container's group in that hierarchy.
+cgroup_dir() {
+  REPLY=$cgroup_root/$1/warden/instance-$id
+}
+
+# cgroup_write FILE VALUE: write VALUE to a cgroup control file. On failure
+# returns 1 with the kernel's reason (e.g. "Device or resource busy") in
+# cgroup_error.
+cgroup_write() {
+  local out
+  if out=$({ printf '%s\n' "$2" >"$1"; } 2>&1); then
+    return 0
+  fi
+  # bash says "<script>: line N: printf: write error: <reason>" or
+  # "<script>: line N: <file>: <reason>"; keep the reason.
+  # shellcheck disable=SC2034 # read by the scripts that source this file
+  cgroup_error=${out##*: }
+  return 1
+}
+
+# cgroup_fill_cpuset PARENT CHILD: a cpuset group takes tasks only once it
+# has cpus and mems; empty values are copied from the parent.
+cgroup_fill_cpuset() {
+  local f value
+  for f in cpuset.cpus cpuset.mems; do
+    value=
+    read -r value <"$2/$f" || true
+    if [[ -z $value ]]; then
+      read -r value <"$1/$f" || true
+      printf '%s\n' "$value" >"$2/$f"
+    fi
+  done
+}
+
 # Interface names: w-<id>-0 is the host side of the veth pair, w-<id>-1 the
 # container side, w-<id>-2 the ifb that shapes the container's egress.
 # w-<11 chars>-N is 15 characters, the longest name the kernel accepts.
 
 # --- filesystem ---------------------------------------------------------------
 
-# The container's writable layer: the overlay's upper and work dirs, on the
-# same filesystem as the container dir. This is the single place that names
-# them; a disk-limit step can mount a fixed-size image at
-# writable_layer_dir (in writable_layer_prepare) and nothing else changes.
-writable_layer_dir=tmp
-overlay_upper_dir=$writable_layer_dir/rootfs
-overlay_work_dir=$writable_layer_dir/work
-# Where the container's root filesystem is assembled.
-rootfs_mount_dir=mnt
-
-# Hook for a backing store of the writable layer. Nothing to do for a plain
-# directory (setup_fs creates the upper and work dirs in it).
-writable_layer_prepare() {
-  :
-}
-
-# is_mounted DIR: true if DIR (relative to cwd or absolute) is a mount point
-# in this mount namespace. Reads /proc/self/mounts; no subprocess.
+# is_mounted DIR [FSTYPE]: true if DIR (relative to cwd or absolute) is a
+# mount point in this mount namespace (of type FSTYPE, if given). Reads
+# /proc/self/mounts; no subprocess.
 is_mounted() {
-  local path=$1 mnt
+  local path=$1 mnt type
   [[ $path == /* ]] || path=$PWD/$path
-  while read -r _ mnt _; do
-    if [[ $mnt == "$path" ]]; then
+  while read -r _ mnt type _; do
+    if [[ $mnt == "$path" && ( -z ${2:-} || $type == "$2" ) ]]; then
       return 0
     fi
   done </proc/self/mounts
   return 1
+}
+
+# The depot's disk pool: a btrfs filesystem (a sparse image, loop-mounted by
+# root/linux/setup.sh) at <depot>/.disk, next to the container dirs. When it
+# is there, each container's writable layer is a subvolume of it, and the
+# subvolume's qgroup limit is the container's disk limit (limit_disk.sh).
+disk_pool_name=.disk
+
+# The container's writable layer: the overlay's upper and work dirs live in
+# writable_layer_dir, which is either
+#   tmp                    a plain dir in the container dir (no pool; disk
+#                          limits, if any, are per-uid quotas), or
+#   <depot>/.disk/<id>     a btrfs subvolume in the depot's disk pool.
+# setup.sh picks one (writable_layer_choose) and records it in etc/config;
+# every later script reads it from there. set_overlay_dirs is the single
+# place that names the dirs inside it.
+writable_layer_dir=${writable_layer_dir:-tmp}
+set_overlay_dirs() {
+  overlay_upper_dir=$writable_layer_dir/rootfs
+  overlay_work_dir=$writable_layer_dir/work
+}
+set_overlay_dirs
+# Where the container's root filesystem is assembled.
+rootfs_mount_dir=mnt
+
+# writable_layer_in_pool: true if the writable layer is a pool subvolume.
+writable_layer_in_pool() {
+  [[ $writable_layer_dir == /* ]]
+}
+
+# writable_layer_choose: for a new container (cwd = its dir, whose parent is
+# the depot): the pool's subvolume if the pool is mounted, else tmp.
+writable_layer_choose() {
+  local depot
+  depot=$(cd .. && pwd -P)
+  if is_mounted "$depot/$disk_pool_name" btrfs; then
+    writable_layer_dir=$depot/$disk_pool_name/$id
+  else
+    writable_layer_dir=tmp
+  fi
+  set_overlay_dirs
+}
+
+# writable_layer_prepare: create the writable layer (the subvolume, then
+# the upper and work dirs). Idempotent.
+writable_layer_prepare() {
+  if writable_layer_in_pool && [[ ! -d $writable_layer_dir ]]; then
+    btrfs subvolume create "$writable_layer_dir" >/dev/null
+  fi
+  [[ -d $overlay_upper_dir && -d $overlay_work_dir ]] ||
+    mkdir -p "$overlay_upper_dir" "$overlay_work_dir"
+}
+
+# writable_layer_remove: delete a pool subvolume and its qgroup (a plain tmp
+# dir goes with the container dir). Idempotent. Run only once nothing in the
+# container is left.
+writable_layer_remove() {
+  if writable_layer_in_pool; then
+    pool_subvolume_delete "$writable_layer_dir"
+  fi
+}
+
+# pool_subvolume_delete DIR: delete the pool subvolume DIR and its qgroup.
+# Idempotent.
+pool_subvolume_delete() {
+  local subvol_id
+  if [[ ! -d $1 ]]; then
+    return 0
+  fi
+  subvol_id=$(btrfs inspect-internal rootid "$1")
+  btrfs subvolume delete "$1" >/dev/null
+  # Recent kernels (6.8 and later) drop the qgroup of a deleted subvolume
+  # by themselves once its data is freed, and until then refuse to destroy
+  # it (EBUSY); older ones keep a stale qgroup unless it is destroyed here.
+  btrfs qgroup destroy "0/$subvol_id" "${1%/*}" >/dev/null 2>&1 || true
 }
 
 # Mount the container's root filesystem (an overlay of rootfs_path) at mnt
@@ -99,15 +193,16 @@ setup_fs() {
     return 0
   fi
   writable_layer_prepare
-  local lower=$rootfs_path upper=$dir/$overlay_upper_dir work=$dir/$overlay_work_dir
+  local lower=$rootfs_path upper=$overlay_upper_dir work=$overlay_work_dir
+  [[ $upper == /* ]] || upper=$dir/$upper
+  [[ $work == /* ]] || work=$dir/$work
   for p in "$lower" "$upper" "$work"; do
     if [[ $p == *[,:]* ]]; then
       echo "overlay paths must not contain ',' or ':': $p" >&2
       return 1
     fi
   done
-  [[ -d $upper && -d $work && -d $rootfs_mount_dir ]] ||
-    mkdir -p "$upper" "$work" "$rootfs_mount_dir"
+  [[ -d $rootfs_mount_dir ]] || mkdir -p "$rootfs_mount_dir"
   if ! mount -t overlay -o "lowerdir=$lower,upperdir=$upper,workdir=$work" overlay "$rootfs_mount_dir"; then
     local fstype
     fstype=$(stat -f -c %T "$upper")

@@ -26,26 +26,12 @@ for s in "${cgroup_mounted[@]}"; do
 done
 mkdir -p "${dirs[@]}"
 
-# fill_cpuset PARENT CHILD: a cpuset group takes tasks only once it has cpus
-# and mems; empty values are copied from the parent.
-fill_cpuset() {
-  local f value
-  for f in cpuset.cpus cpuset.mems; do
-    value=
-    read -r value <"$2/$f" || true
-    if [[ -z $value ]]; then
-      read -r value <"$1/$f" || true
-      printf '%s\n' "$value" >"$2/$f"
-    fi
-  done
-}
-
 for s in "${cgroup_mounted[@]}"; do
   dir=$cgroup_root/$s/warden/instance-$id
   case $s in
     cpuset)
-      fill_cpuset "$cgroup_root/$s" "$cgroup_root/$s/warden"
-      fill_cpuset "$cgroup_root/$s/warden" "$dir"
+      cgroup_fill_cpuset "$cgroup_root/$s" "$cgroup_root/$s/warden"
+      cgroup_fill_cpuset "$cgroup_root/$s/warden" "$dir"
       ;;
     devices)
       if [[ $allow_nested_warden == true ]]; then

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# Prepare the host for warden's Linux containers. The server runs it at every
+# start; running it again changes nothing.
+#
+# Env:
+#   CONTAINER_DEPOT_PATH   where the container dirs live (required)
+#   DISK_QUOTA_ENABLED     false (default): disk limits through the depot's
+#                          btrfs disk pool (step 4); true: per-uid quotas on
+#                          the depot's filesystem (needs kernel quota support)
+#   CONTAINER_DEPOT_MOUNT_POINT_PATH
+#                          quotas only: mount point of the depot's filesystem
+#                          (default: found with stat)
+#   POOL_NETWORK, ALLOW_NETWORKS, ALLOW_HOST_ACCESS
+#                          passed on to ./net.sh setup
+#   CONTAINER_ROOTFS_PATH  not used here (the server checks it)
+#
+# Steps:
+#  1. cgroups: the v1 hierarchies the containers need must be mounted at
+#     <cgroup root>/<subsystem>. They are used as they are: nothing is
+#     mounted or remounted here. Creates the parent groups
+#     <subsystem>/warden (cpuset: with the root's cpus and mems).
+#  2. ./net.sh setup (the global iptables rules), when net.sh is there.
+#  3. IPv4 forwarding on. It stays on (clear.sh does not turn it off).
+#  4. Disk limits.
+#     DISK_QUOTA_ENABLED=false: the disk pool. A sparse image
+#     <depot>/.disk.img, as large as the filesystem holding the depot (so it
+#     never allows more than the host has, and takes only the space written
+#     to it), formatted btrfs with quotas (qgroups) on and loop-mounted at
+#     <depot>/.disk. Each container's writable layer is a subvolume there;
+#     its disk limit is the subvolume's qgroup limit (skeleton/limit_disk.sh).
+#     Already mounted: nothing to do; an image that is not mounted is
+#     mounted again. Without btrfs (kernel or btrfs-progs) it warns and goes
+#     on without disk limits. root/linux/clear.sh removes the pool when the
+#     depot is empty.
+#     DISK_QUOTA_ENABLED=true: journaled user quotas (vfsv0) on the depot's
+#     filesystem: remount with usrjquota, quotacheck, quotaon; unless they
+#     are on already. Fails on kernels without quota support.
+set -euo pipefail
+shopt -s nullglob
+[[ -n "${DEBUG:-}" ]] && set -x
+
+here=$(cd "$(dirname -- "$0")" && pwd)
+# common.sh reads ./etc/config: make sure there is none.
+cd /
+# shellcheck source=skeleton/lib/common.sh
+source "$here/skeleton/lib/common.sh"
+
+fail() {
+  echo "setup.sh: $*" >&2
+  exit 1
+}
+
+depot=${CONTAINER_DEPOT_PATH:-}
+quota=${DISK_QUOTA_ENABLED:-false}
+if [[ -z $depot ]]; then
+  fail "CONTAINER_DEPOT_PATH is not set"
+fi
+if [[ ! -d $depot ]]; then
+  fail "the depot $depot is not a directory"
+fi
+depot=$(realpath -- "$depot")
+if [[ $quota != true && $quota != false ]]; then
+  fail "DISK_QUOTA_ENABLED must be true or false, not '$quota'"
+fi
+
+# --- 1. cgroups ----------------------------------------------------------------
+missing=()
+for s in "${cgroup_required_subsystems[@]}"; do
+  if [[ ! -f $cgroup_root/$s/cgroup.procs ]]; then
+    missing+=("$s")
+  fi
+done
+if ((${#missing[@]} > 0)); then
+  fail "cgroup v1 hierarchies missing at $cgroup_root: ${missing[*]}." \
+    "Mount them (one per subsystem, at $cgroup_root/<subsystem>); warden uses them as they are."
+fi
+find_cgroup_subsystems
+for s in "${cgroup_mounted[@]}"; do
+  [[ -d $cgroup_root/$s/warden ]] || mkdir "$cgroup_root/$s/warden"
+  if [[ $s == cpuset ]]; then
+    cgroup_fill_cpuset "$cgroup_root/$s" "$cgroup_root/$s/warden"
+  fi
+done
+
+# --- 2. global network rules --------------------------------------------------------
+if [[ -x $here/net.sh ]]; then
+  "$here/net.sh" setup
+fi
+
+# --- 3. forwarding ------------------------------------------------------------------
+read -r forward </proc/sys/net/ipv4/ip_forward
+if [[ $forward != 1 ]]; then
+  echo 1 >/proc/sys/net/ipv4/ip_forward
+fi
+
+# --- 4. disk limits -------------------------------------------------------------------
+
+# btrfs_available: true if the kernel and btrfs-progs can make the pool;
+# otherwise says why on stderr.
+btrfs_available() {
+  local tool line
+  for tool in btrfs mkfs.btrfs; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "setup.sh: warning: $tool not found (Debian: apt-get install btrfs-progs)" >&2
+      return 1
+    fi
+  done
+  # Load it when it is a module (nothing to do when it is built in).
+  if command -v modprobe >/dev/null; then
+    modprobe btrfs 2>/dev/null || true
+  fi
+  while read -r line; do
+    if [[ ${line##*[[:space:]]} == btrfs ]]; then
+      return 0
+    fi
+  done </proc/filesystems
+  echo "setup.sh: warning: the kernel has no btrfs support" >&2
+  return 1
+}
+
+# setup_disk_pool: the btrfs pool at <depot>/.disk (see the header).
+setup_disk_pool() {
+  local pool=$depot/$disk_pool_name image=$depot/$disk_pool_name.img
+  local blocks block_size
+  if is_mounted "$pool" btrfs; then
+    btrfs quota enable "$pool"
+    return 0
+  fi
+  if is_mounted "$pool"; then
+    fail "$pool is a mount point, but not of a btrfs filesystem; unmount it"
+  fi
+  if ! btrfs_available; then
+    echo "setup.sh: warning: no disk pool: containers get no disk limits" >&2
+    return 0
+  fi
+  if [[ ! -f $image ]]; then
+    read -r blocks block_size < <(stat -f -c '%b %S' "$depot")
+    # Made under another name and renamed when complete, so that a crash
+    # never leaves a half-made image behind.
+    rm -f "$image.new"
+    truncate -s "$((blocks * block_size))" "$image.new"
+    chmod 600 "$image.new"
+    # -K: no discard; the new sparse image holds nothing to discard.
+    mkfs.btrfs -q -K "$image.new" >/dev/null
+    mv "$image.new" "$image"
+  fi
+  [[ -d $pool ]] || mkdir "$pool"
+  # A loop mount detaches its loop device when it is unmounted.
+  if ! mount -o loop "$image" "$pool"; then
+    fail "could not mount the disk pool $image at $pool. If no container is" \
+      "left in $depot, delete $image and run setup.sh again."
+  fi
+  # Only root (the overlay mounts) needs to get in.
+  chmod 700 "$pool"
+  btrfs quota enable "$pool"
+}
+
+# setup_quota: per-uid journaled quotas on the depot's filesystem.
+setup_quota() {
+  local mount_point=${CONTAINER_DEPOT_MOUNT_POINT_PATH:-} tool
+  if [[ -z $mount_point ]]; then
+    mount_point=$(stat -c %m "$depot")
+  fi
+  for tool in quotaon quotacheck setquota; do
+    if ! command -v "$tool" >/dev/null; then
+      fail "DISK_QUOTA_ENABLED=true needs $tool (Debian: apt-get install quota)"
+    fi
+  done
+  # quotaon -p exits 0 when user quotas are off and non-zero when on.
+  if ! quotaon -p -u "$mount_point" >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! mount -o remount,usrjquota=aquota.user,jqfmt=vfsv0 "$mount_point"; then
+    fail "could not remount $mount_point with user quotas; does the kernel" \
+      "support quotas? (Or set server.quota.disk_quota_enabled: false to use" \
+      "the btrfs disk pool instead.)"
+  fi
+  quotacheck -u -m -c -F vfsv0 "$mount_point"
+  if ! quotaon -u "$mount_point"; then
+    fail "quotaon $mount_point failed; does the kernel support the vfsv0 quota format?"
+  fi
+}
+
+# Only one setup.sh at a time works on a depot.
+exec 9<"$depot"
+flock 9
+if [[ $quota == true ]]; then
+  setup_quota
+else
+  setup_disk_pool
+fi
