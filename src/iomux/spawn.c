@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,36 +23,23 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "holder.h"
 #include "jobdir.h"
+#include "jobfiles.h"
 #include "options.h"
-#include "pump.h"
 #include "syslog_fwd.h"
 #include "util.h"
 
 #define EXIT_STARTED 0
 #define EXIT_SETUP_FAILED 1
 #define EXIT_USAGE 2
-#define LISTEN_BACKLOG 128
 
 /* Descriptors opened by the caller's process and handed to the daemon. */
 struct job_files {
 	int dir_fd;
 	int stdin_fd;
-	int output_fd;
-	int listen_fd;
+	struct jobdir_files holder;
 };
-
-static int listen_on(const struct sockaddr_un *addr, socklen_t addr_len)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -1;
-	if (bind(fd, (const struct sockaddr *)addr, addr_len) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-		close_quietly(fd);
-		return -1;
-	}
-	return fd;
-}
 
 static int setup_daemon_signals(void)
 {
@@ -72,16 +60,6 @@ static int setup_daemon_signals(void)
 	return signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-static int write_pid_files(int dir_fd, pid_t daemon_pid, pid_t child_pid)
-{
-	char text[32];
-	snprintf(text, sizeof(text), "%d\n", (int)daemon_pid);
-	if (write_text_file_at(dir_fd, JOB_PID_FILE, text) < 0)
-		return -1;
-	snprintf(text, sizeof(text), "%d\n", (int)child_pid);
-	return write_text_file_at(dir_fd, JOB_CHILD_PID_FILE, text);
-}
-
 static void __attribute__((noreturn))
 daemon_fail(const struct job_files *files, int ready_fd, enum setup_stage stage, int error)
 {
@@ -89,6 +67,57 @@ daemon_fail(const struct job_files *files, int ready_fd, enum setup_stage stage,
 	(void)unlinkat(files->dir_fd, JOB_NOTIFY_SOCKET, 0);
 	(void)write_all(ready_fd, &report, sizeof(report));
 	_exit(EXIT_SETUP_FAILED);
+}
+
+static void kill_and_reap(pid_t child)
+{
+	int status;
+
+	(void)kill(-child, SIGKILL);
+	(void)waitpid_retry(child, &status, 0);
+}
+
+/*
+ * The daemon's loop around the job holder. The child is reaped only once
+ * its pipes are closed, so its process group stays its own until then.
+ */
+static void hold(struct job_holder *holder, int signal_fd, pid_t child)
+{
+	bool reaped = false;
+
+	for (;;) {
+		if (!reaped && !job_holder_output_open(holder, child)) {
+			int status;
+			pid_t r = waitpid_retry(child, &status, WNOHANG);
+			/* r < 0 (ECHILD): somebody else reaped it; the status is unknown. */
+			if (r == child || r < 0) {
+				reaped = true;
+				job_holder_child_exited(holder, child, r == child ? status : -1);
+			}
+		}
+		if (job_holder_count(holder) == 0)
+			return;
+
+		size_t count;
+		struct pollfd *fds = job_holder_poll_fds(holder, 1, &count);
+		if (fds == NULL) {
+			/* Out of memory: let the pipes fill up for a moment. */
+			(void)poll(NULL, 0, 100);
+			continue;
+		}
+		fds[0] = (struct pollfd){ .fd = signal_fd, .events = POLLIN };
+		if (poll(fds, count, -1) < 0) {
+			if (errno != EINTR)
+				(void)poll(NULL, 0, 1000); /* cannot happen; do not spin if it does */
+			continue;
+		}
+		if (fds[0].revents) {
+			struct signalfd_siginfo info;
+			while (read(signal_fd, &info, sizeof(info)) > 0)
+				;
+		}
+		job_holder_dispatch(holder);
+	}
 }
 
 static void __attribute__((noreturn))
@@ -101,34 +130,54 @@ run_daemon(const struct spawn_options *options, struct job_files *files, int rea
 	int signal_fd = setup_daemon_signals();
 	if (signal_fd < 0)
 		daemon_fail(files, ready_fd, STAGE_DAEMON_SIGNALS, errno);
-
-	struct pump_setup pump = {
-		.dir_fd = files->dir_fd,
-		.output_fd = files->output_fd,
-		.listen_fd = files->listen_fd,
-		.signal_fd = signal_fd,
-		.output_limit = options->output_limit,
-		.discard_output = options->discard_output,
-	};
+	struct job_holder *holder = job_holder_new();
+	if (holder == NULL)
+		daemon_fail(files, ready_fd, STAGE_DAEMON_MEMORY, errno);
 
 	struct setup_report report = { .stage = STAGE_NONE };
-	pump.child_pid = child_start(options, files->stdin_fd, pump.pipe_fds, &report);
-	if (pump.child_pid < 0) {
+	int pipes[2];
+	pid_t child = child_start(options, files->stdin_fd, pipes, &report);
+	if (child < 0) {
 		(void)unlinkat(files->dir_fd, JOB_NOTIFY_SOCKET, 0);
 		(void)write_all(ready_fd, &report, sizeof(report));
 		_exit(EXIT_SETUP_FAILED);
 	}
 	close_quietly(files->stdin_fd);
 
-	if (write_pid_files(files->dir_fd, getpid(), pump.child_pid) < 0) {
+	if (jobdir_write_pids(files->dir_fd, getpid(), child) < 0) {
 		int error = errno;
-		kill(-pump.child_pid, SIGKILL);
-		int status;
-		(void)waitpid_retry(pump.child_pid, &status, 0);
+		kill_and_reap(child);
 		daemon_fail(files, ready_fd, STAGE_DAEMON_PIDFILE, error);
 	}
 
-	report.child_pid = pump.child_pid;
+	struct held_job_spec spec = {
+		.name = options->job_dir,
+		.dir_fd = files->dir_fd,
+		.output_fd = files->holder.output_fd,
+		.listen_fd = files->holder.listen_fd,
+		.out_fd = pipes[0],
+		.err_fd = pipes[1],
+		.pid = child,
+		.output_limit = options->output_limit,
+		.discard_output = options->discard_output,
+	};
+	if (options->syslog_tag != NULL) {
+		spec.syslog = malloc(sizeof(*spec.syslog));
+		if (spec.syslog != NULL && syslog_fwd_open(spec.syslog, options->syslog_path, options->syslog_tag) < 0) {
+			free(spec.syslog);
+			spec.syslog = NULL; /* best effort, as ever for syslog */
+		}
+	}
+	/* The holder owns the descriptors from here; on failure it removed notify.sock. */
+	if (job_holder_add(holder, &spec) < 0) {
+		int error = errno;
+		kill_and_reap(child);
+		struct setup_report failed = { .stage = STAGE_DAEMON_MEMORY, .error = error };
+		(void)write_all(ready_fd, &failed, sizeof(failed));
+		_exit(EXIT_SETUP_FAILED);
+	}
+
+	report.child_pid = child;
 	/* If the caller is gone, nobody needs the report; the job runs on regardless. */
 	(void)write_all(ready_fd, &report, sizeof(report));
 	close_quietly(ready_fd);
@@ -136,12 +185,9 @@ run_daemon(const struct spawn_options *options, struct job_files *files, int rea
 	/* Do not pin the caller's working directory (and its mount). */
 	(void)chdir("/");
 
-	struct syslog_fwd syslog;
-	if (options->syslog_tag != NULL &&
-	    syslog_fwd_open(&syslog, options->syslog_path, options->syslog_tag) == 0)
-		pump.syslog = &syslog;
-
-	_exit(pump_run(&pump) == 0 ? 0 : 1);
+	hold(holder, signal_fd, child);
+	job_holder_free(holder);
+	_exit(0);
 }
 
 static void print_setup_failure(const struct spawn_options *options, const struct setup_report *report)
@@ -176,6 +222,7 @@ static void print_setup_failure(const struct spawn_options *options, const struc
 			[STAGE_CHILD_FDS] = "child dup2",
 			[STAGE_CHILD_SIGNALS] = "child signal mask",
 			[STAGE_CHILD_UNKNOWN] = "child setup",
+			[STAGE_DAEMON_MEMORY] = "daemon memory",
 		};
 		const char *what = "setup";
 		if (report->stage > 0 && (size_t)report->stage < sizeof(stage_names) / sizeof(stage_names[0]) &&
@@ -196,6 +243,7 @@ static void open_job_files(const struct spawn_options *options, struct job_files
 		exit(EXIT_USAGE);
 	}
 
+	/* Readers connect by path: it must fit in a socket address. */
 	struct sockaddr_un addr;
 	socklen_t addr_len;
 	if (unix_address(&addr, &addr_len, options->job_dir, JOB_NOTIFY_SOCKET) < 0) {
@@ -211,24 +259,9 @@ static void open_job_files(const struct spawn_options *options, struct job_files
 	}
 
 	/* Leftovers of an earlier run in this directory would mislead readers. */
-	static const char *const stale[] = { JOB_NOTIFY_SOCKET, JOB_STATUS_FILE, JOB_STATUS_TMP_FILE };
-	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
-		if (unlinkat(files->dir_fd, stale[i], 0) < 0 && errno != ENOENT) {
-			fprintf(stderr, "iomux-spawn: remove %s/%s: %s\n", options->job_dir, stale[i],
-				strerror(errno));
-			exit(EXIT_SETUP_FAILED);
-		}
-	}
-	files->output_fd = openat(files->dir_fd, JOB_OUTPUT_FILE,
-				  O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC, 0600);
-	if (files->output_fd < 0) {
-		fprintf(stderr, "iomux-spawn: %s/%s: %s\n", options->job_dir, JOB_OUTPUT_FILE, strerror(errno));
-		exit(EXIT_SETUP_FAILED);
-	}
-
-	files->listen_fd = listen_on(&addr, addr_len);
-	if (files->listen_fd < 0) {
-		fprintf(stderr, "iomux-spawn: listen on %s: %s\n", addr.sun_path, strerror(errno));
+	const char *failed = "";
+	if (jobdir_prepare(files->dir_fd, &files->holder, &failed) < 0) {
+		fprintf(stderr, "iomux-spawn: %s in %s: %s\n", failed, options->job_dir, strerror(errno));
 		exit(EXIT_SETUP_FAILED);
 	}
 }

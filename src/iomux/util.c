@@ -11,23 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 ssize_t read_full(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -64,15 +47,6 @@ ssize_t pread_full(int fd, void *buf, size_t len, off_t offset)
 		done += (size_t)n;
 	}
 	return (ssize_t)done;
-}
-
-void close_quietly(int fd)
-{
-	if (fd < 0)
-		return;
-	int saved = errno;
-	close(fd);
-	errno = saved;
 }
 
 int ensure_std_fds(void)
@@ -178,18 +152,6 @@ int unix_address(struct sockaddr_un *addr, socklen_t *addr_len, const char *dir,
 	}
 	*addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 	return 0;
-}
-
-int write_text_file_at(int dir_fd, const char *name, const char *text)
-{
-	int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -1;
-	if (write_all(fd, text, strlen(text)) < 0) {
-		close_quietly(fd);
-		return -1;
-	}
-	return close(fd);
 }
 
 pid_t waitpid_retry(pid_t pid, int *status, int flags)

@@ -7,15 +7,14 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "fdio.h" /* write_all, close_quietly, write_text_file_at */
+
 /* All functions return -1 and leave errno set on failure. */
 
-int write_all(int fd, const void *buf, size_t len);
 /* Reads until len bytes or EOF; returns the byte count. */
 ssize_t read_full(int fd, void *buf, size_t len);
 ssize_t pread_full(int fd, void *buf, size_t len, off_t offset);
 
-/* Closes fd (if >= 0) without disturbing errno. */
-void close_quietly(int fd);
 /* Makes sure descriptors 0, 1 and 2 are open, so that no file we open later lands on them. */
 int ensure_std_fds(void);
 void close_fds_from(int first);
@@ -28,9 +27,6 @@ int parse_u64(const char *text, unsigned long long *value);
 
 /* Fills addr with "dir/name"; ENAMETOOLONG if it does not fit in sun_path. */
 int unix_address(struct sockaddr_un *addr, socklen_t *addr_len, const char *dir, const char *name);
-
-/* Creates or truncates dir_fd/name and writes text to it. */
-int write_text_file_at(int dir_fd, const char *name, const char *text);
 
 pid_t waitpid_retry(pid_t pid, int *status, int flags);
 

@@ -76,7 +76,7 @@ static uint8_t *buf_grow(struct wsh_buf *b, size_t extra)
 	return p;
 }
 
-static int frame_begin(struct wsh_buf *b, const char *magic, uint16_t word)
+static int frame_begin(struct wsh_buf *b, const char *magic, unsigned version, uint16_t word)
 {
 	uint8_t *p;
 
@@ -85,7 +85,7 @@ static int frame_begin(struct wsh_buf *b, const char *magic, uint16_t word)
 	if (p == NULL)
 		return -1;
 	memcpy(p, magic, 4);
-	put_u16(p + 4, WSH_PROTO_VERSION);
+	put_u16(p + 4, (uint16_t)version);
 	put_u16(p + 6, word);
 	put_u32(p + 8, 0);
 	return 0;
@@ -105,7 +105,7 @@ static int frame_finish(struct wsh_buf *b, size_t max_body)
 
 int wsh_req_begin(struct wsh_buf *b, unsigned flags)
 {
-	return frame_begin(b, WSH_REQ_MAGIC, (uint16_t)flags);
+	return frame_begin(b, WSH_REQ_MAGIC, WSH_PROTO_VERSION, (uint16_t)flags);
 }
 
 static int add_record(struct wsh_buf *b, uint8_t type, const void *value, size_t len)
@@ -145,6 +145,19 @@ int wsh_req_add_rlimit(struct wsh_buf *b, unsigned index, uint64_t soft, uint64_
 	return add_record(b, WSH_REC_RLIMIT, v, sizeof(v));
 }
 
+int wsh_req_add_u64(struct wsh_buf *b, enum wsh_record_type type, uint64_t v)
+{
+	uint8_t le[8];
+
+	put_u64(le, v);
+	return add_record(b, (uint8_t)type, le, sizeof(le));
+}
+
+int wsh_req_add_empty(struct wsh_buf *b, enum wsh_record_type type)
+{
+	return add_record(b, (uint8_t)type, NULL, 0);
+}
+
 int wsh_req_finish(struct wsh_buf *b)
 {
 	return frame_finish(b, WSH_MAX_BODY);
@@ -163,9 +176,9 @@ int wsh_frame_check(const uint8_t *buf, size_t len, const char *magic, size_t ma
 	}
 	if (len < WSH_HEADER_SIZE)
 		return 0;
-	if (get_u16(buf + 4) != WSH_PROTO_VERSION) {
-		snprintf(err, errlen, "unsupported protocol version %u (this side speaks %u)",
-			 get_u16(buf + 4), WSH_PROTO_VERSION);
+	if (get_u16(buf + 4) < WSH_PROTO_MIN_VERSION || get_u16(buf + 4) > WSH_PROTO_VERSION) {
+		snprintf(err, errlen, "unsupported protocol version %u (this side speaks %u to %u)",
+			 get_u16(buf + 4), WSH_PROTO_MIN_VERSION, WSH_PROTO_VERSION);
 		return -1;
 	}
 	body = get_u32(buf + 8);
@@ -209,9 +222,14 @@ int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, ch
 		snprintf(err, errlen, rc == 0 ? "truncated request" : "trailing bytes after the request");
 		return -1;
 	}
+	req->version = get_u16(frame + 4);
 	req->flags = get_u16(frame + 6);
-	if (req->flags & ~WSH_FLAG_TTY) {
+	if (req->flags & ~(WSH_FLAG_TTY | WSH_FLAG_JOB) || (req->version < 2 && (req->flags & WSH_FLAG_JOB))) {
 		snprintf(err, errlen, "unknown request flags 0x%x", req->flags);
+		return -1;
+	}
+	if ((req->flags & WSH_FLAG_TTY) && (req->flags & WSH_FLAG_JOB)) {
+		snprintf(err, errlen, "a job request cannot have a tty");
 		return -1;
 	}
 
@@ -271,8 +289,25 @@ int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, ch
 			req->nrlimits++;
 			continue;
 		}
+		if (type >= WSH_REC_JOB && type <= WSH_REC_DISCARD && !(req->flags & WSH_FLAG_JOB)) {
+			snprintf(err, errlen, "record of type %u needs a job request", type);
+			goto fail;
+		}
+		if (type == WSH_REC_OUTPUT_LIMIT || type == WSH_REC_DISCARD) {
+			size_t want = type == WSH_REC_OUTPUT_LIMIT ? 8 : 0;
 
-		if (type < WSH_REC_ARG || type > WSH_REC_DIR) {
+			if (vlen != want) {
+				snprintf(err, errlen, "record of type %u has %u bytes, expected %zu", type, vlen, want);
+				goto fail;
+			}
+			if (type == WSH_REC_OUTPUT_LIMIT)
+				req->output_limit = get_u64(v);
+			else
+				req->discard = 1;
+			continue;
+		}
+
+		if (type < WSH_REC_ARG || type > WSH_REC_JOB) {
 			snprintf(err, errlen, "unknown record type %u", type);
 			goto fail;
 		}
@@ -314,8 +349,24 @@ int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, ch
 			}
 			req->dir = store;
 			break;
+		case WSH_REC_JOB:
+			if (req->job != NULL) {
+				snprintf(err, errlen, "job given twice");
+				goto fail;
+			}
+			if (vlen == 0 || vlen > WSH_JOB_NAME_MAX || memchr(v, '/', vlen) != NULL ||
+			    strcmp(store, ".") == 0 || strcmp(store, "..") == 0) {
+				snprintf(err, errlen, "invalid job directory name");
+				goto fail;
+			}
+			req->job = store;
+			break;
 		}
 		store += vlen + 1;
+	}
+	if ((req->flags & WSH_FLAG_JOB) && req->job == NULL) {
+		snprintf(err, errlen, "job request without a job record");
+		goto fail;
 	}
 	/* Callers may rely on argv and env always being arrays. */
 	if (req->argv == NULL && (req->argv = calloc(1, sizeof(char *))) == NULL)
@@ -340,11 +391,11 @@ void wsh_req_free(struct wsh_request *req)
 	req->user = "";
 }
 
-int wsh_rsp_encode_ok(struct wsh_buf *b, uint32_t pid, uint32_t nfds)
+int wsh_rsp_encode_ok(struct wsh_buf *b, unsigned version, uint32_t pid, uint32_t nfds)
 {
 	uint8_t *p;
 
-	if (frame_begin(b, WSH_RSP_MAGIC, WSH_STATUS_OK) < 0)
+	if (frame_begin(b, WSH_RSP_MAGIC, version, WSH_STATUS_OK) < 0)
 		return -1;
 	p = buf_grow(b, 8);
 	if (p == NULL)
@@ -354,14 +405,14 @@ int wsh_rsp_encode_ok(struct wsh_buf *b, uint32_t pid, uint32_t nfds)
 	return frame_finish(b, WSH_MAX_RSP_BODY);
 }
 
-int wsh_rsp_encode_error(struct wsh_buf *b, const char *msg)
+int wsh_rsp_encode_error(struct wsh_buf *b, unsigned version, const char *msg)
 {
 	size_t len = strlen(msg);
 	uint8_t *p;
 
 	if (len > WSH_MAX_RSP_BODY)
 		len = WSH_MAX_RSP_BODY;
-	if (frame_begin(b, WSH_RSP_MAGIC, WSH_STATUS_ERROR) < 0)
+	if (frame_begin(b, WSH_RSP_MAGIC, version, WSH_STATUS_ERROR) < 0)
 		return -1;
 	p = buf_grow(b, len);
 	if (p == NULL)

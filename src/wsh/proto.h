@@ -1,16 +1,19 @@
 /*
- * The wsh <-> wshd wire format, version 1.
+ * The wsh <-> wshd wire format, version 2.
  *
- * A connection to wshd.sock carries exactly one request (wsh -> wshd) and
- * one response (wshd -> wsh); then wshd closes it. After that all traffic
- * flows over the descriptors passed in the response.
+ * A connection to wshd.sock carries exactly one request (client -> wshd) and
+ * one response (wshd -> client); then wshd closes it. For an exec request
+ * all later traffic flows over the descriptors passed in the response; a
+ * job request (WSH_FLAG_JOB) needs none: its output goes to a job directory.
  *
  * Integers are little-endian and unaligned. Both messages are a frame:
  *
  *   offset size  field
  *   0      4     magic    "WSHq" for a request, "WSHr" for a response
- *   4      2     version  WSH_PROTO_VERSION
- *   6      2     word     request: flags (bit 0 = WSH_FLAG_TTY)
+ *   4      2     version  1 or 2 (WSH_PROTO_MIN_VERSION..WSH_PROTO_VERSION);
+ *                         a response carries its request's version
+ *   6      2     word     request: flags (bit 0 = WSH_FLAG_TTY,
+ *                                        bit 1 = WSH_FLAG_JOB, version 2 only)
  *                         response: status (0 = ok, 1 = error)
  *   8      4     length   number of body bytes that follow
  *   12     ...   body
@@ -33,8 +36,23 @@
  *                      u64 soft, u64 hard; UINT64_MAX = unlimited.
  *                      Limits not sent get wshd's defaults.
  *   5  WSH_REC_DIR     working directory. Absent: the user's home (or /).
+ *   Version 2, job requests only:
+ *   6  WSH_REC_JOB     the job directory's name in wshd's jobs directory
+ *                      (1..255 bytes, no '/', not "." or ".."). Required.
+ *   7  WSH_REC_OUTPUT_LIMIT
+ *                      u64: output bytes kept before the job's process group
+ *                      is killed (status 255 + "output limit exceeded").
+ *                      Absent or 0: no limit.
+ *   8  WSH_REC_DISCARD empty: keep no output records.
  *
  * Unknown record types are rejected. The body is at most WSH_MAX_BODY bytes.
+ *
+ * A job request (WSH_FLAG_JOB, not with WSH_FLAG_TTY) asks wshd to hold the
+ * job itself, with the job directory contract of ../jobs/jobdir.h: wshd opens
+ * <jobs>/<job>/script as the job's stdin, creates output and notify.sock,
+ * starts the job exactly as for an exec request, writes pid and child_pid,
+ * and answers. It then appends the job's stdout/stderr to output and writes
+ * status when the job has exited and both pipes are closed.
  *
  * Response body:
  *   ok:    u32 pid of the job (as seen in the container), u32 fd count.
@@ -42,6 +60,7 @@
  *            no tty: job stdin (write end), stdout (read end),
  *                    stderr (read end), exit status (read end)
  *            tty:    pty master, exit status (read end)
+ *            job:    none (count 0)
  *   error: a message for humans (no NUL).
  *
  * Exit status pipe: when the job exits, wshd writes its exit code as a u32
@@ -56,7 +75,8 @@
 
 #include "rlimits.h"
 
-#define WSH_PROTO_VERSION 1
+#define WSH_PROTO_VERSION 2
+#define WSH_PROTO_MIN_VERSION 1
 #define WSH_REQ_MAGIC "WSHq"
 #define WSH_RSP_MAGIC "WSHr"
 #define WSH_HEADER_SIZE 12
@@ -64,6 +84,8 @@
 #define WSH_MAX_RSP_BODY 4096u
 
 #define WSH_FLAG_TTY 0x1u
+#define WSH_FLAG_JOB 0x2u
+#define WSH_JOB_NAME_MAX 255
 
 #define WSH_STATUS_OK 0
 #define WSH_STATUS_ERROR 1
@@ -74,6 +96,9 @@ enum wsh_record_type {
 	WSH_REC_ENV = 3,
 	WSH_REC_RLIMIT = 4,
 	WSH_REC_DIR = 5,
+	WSH_REC_JOB = 6,
+	WSH_REC_OUTPUT_LIMIT = 7,
+	WSH_REC_DISCARD = 8,
 };
 
 #define WSH_RLIMIT_RECORD_SIZE 20
@@ -96,6 +121,8 @@ void wsh_buf_free(struct wsh_buf *b);
 int wsh_req_begin(struct wsh_buf *b, unsigned flags);
 int wsh_req_add_string(struct wsh_buf *b, enum wsh_record_type type, const char *s);
 int wsh_req_add_rlimit(struct wsh_buf *b, unsigned index, uint64_t soft, uint64_t hard);
+int wsh_req_add_u64(struct wsh_buf *b, enum wsh_record_type type, uint64_t v);
+int wsh_req_add_empty(struct wsh_buf *b, enum wsh_record_type type);
 int wsh_req_finish(struct wsh_buf *b);
 
 struct wsh_req_rlimit {
@@ -106,6 +133,7 @@ struct wsh_req_rlimit {
 
 /* A decoded request. All strings are NUL-terminated copies owned by it. */
 struct wsh_request {
+	unsigned version;
 	unsigned flags;
 	char **argv;            /* argc entries + NULL */
 	size_t argc;
@@ -115,6 +143,9 @@ struct wsh_request {
 	const char *dir;        /* NULL = home */
 	struct wsh_req_rlimit rlimits[WSH_RLIMIT_COUNT];
 	size_t nrlimits;
+	const char *job;        /* WSH_FLAG_JOB: the job directory name, else NULL */
+	uint64_t output_limit;  /* 0 = none */
+	int discard;
 	char *storage;
 };
 
@@ -122,7 +153,8 @@ struct wsh_request {
  * Look at the first len bytes received so far.
  * Returns 1 when a whole frame is there (*frame_len = its size),
  * 0 when more bytes are needed, -1 when the data cannot be a valid frame
- * (message in err). magic is WSH_REQ_MAGIC or WSH_RSP_MAGIC.
+ * (message in err). magic is WSH_REQ_MAGIC or WSH_RSP_MAGIC. Versions
+ * WSH_PROTO_MIN_VERSION..WSH_PROTO_VERSION are accepted.
  */
 int wsh_frame_check(const uint8_t *buf, size_t len, const char *magic, size_t max_body,
 		    size_t *frame_len, char *err, size_t errlen);
@@ -131,9 +163,9 @@ int wsh_frame_check(const uint8_t *buf, size_t len, const char *magic, size_t ma
 int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, char *err, size_t errlen);
 void wsh_req_free(struct wsh_request *req);
 
-/* Responses. */
-int wsh_rsp_encode_ok(struct wsh_buf *b, uint32_t pid, uint32_t nfds);
-int wsh_rsp_encode_error(struct wsh_buf *b, const char *msg);
+/* Responses, in the request's protocol version (or WSH_PROTO_VERSION). */
+int wsh_rsp_encode_ok(struct wsh_buf *b, unsigned version, uint32_t pid, uint32_t nfds);
+int wsh_rsp_encode_error(struct wsh_buf *b, unsigned version, const char *msg);
 
 struct wsh_response {
 	int status;             /* WSH_STATUS_* */

@@ -1,8 +1,9 @@
 /*
- * One thread, one poll loop: the listener, a signalfd for SIGCHLD and one
- * entry per connection that has not yet sent a whole request. Sockets are
- * non-blocking and every connection has its own buffer, so a silent or slow
- * client never holds up anybody else.
+ * One thread, one poll loop: the listener, a signalfd for SIGCHLD, one
+ * entry per connection that has not yet sent a whole request, and the
+ * descriptors of the jobs wshd holds itself (job mode, ../jobs/holder.h).
+ * Sockets are non-blocking and every connection has its own buffer, so a
+ * silent or slow client never holds up anybody else.
  */
 #include "server.h"
 
@@ -14,13 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "holder.h"
 #include "job.h"
+#include "jobmode.h"
 #include "proto.h"
 #include "util.h"
 
@@ -46,9 +50,10 @@ struct server {
 	int signal_fd;
 	struct conn conns[MAX_CONNS];
 	size_t nconns;
-	struct job *jobs;
+	struct job *jobs;       /* exec-mode jobs: their exit status pipes */
 	size_t njobs;
 	size_t jobs_cap;
+	struct jobmode jm;      /* job-mode jobs */
 };
 
 static time_t now_sec(void)
@@ -68,12 +73,12 @@ static void conn_drop(struct server *s, size_t i)
 }
 
 /* Best effort: the client may already be gone. */
-static void send_error(int fd, const char *msg)
+static void send_error(int fd, unsigned version, const char *msg)
 {
 	struct wsh_buf b;
 
 	wsh_buf_init(&b);
-	if (wsh_rsp_encode_error(&b, msg) == 0)
+	if (wsh_rsp_encode_error(&b, version, msg) == 0)
 		(void)send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	wsh_buf_free(&b);
 }
@@ -114,7 +119,9 @@ static void job_finished(struct server *s, pid_t pid, int wstatus)
 		s->jobs[i] = s->jobs[--s->njobs];
 		return;
 	}
-	/* Not ours: an orphan reparented to us as PID 1. Nothing to report. */
+	/* A job held in job mode, or an orphan reparented to us as PID 1. */
+	if (s->jm.holder != NULL)
+		(void)job_holder_child_exited(s->jm.holder, pid, wstatus);
 }
 
 static void reap(struct server *s)
@@ -156,13 +163,13 @@ static void start_job(struct server *s, int conn_fd, const struct wsh_request *r
 	if (job_io_open(&io, (req->flags & WSH_FLAG_TTY) != 0) < 0) {
 		snprintf(err, sizeof(err), "wshd: creating the job's %s: %s",
 			 (req->flags & WSH_FLAG_TTY) ? "pty" : "pipes", strerror(errno));
-		send_error(conn_fd, err);
+		send_error(conn_fd, req->version, err);
 		return;
 	}
 	pid = fork();
 	if (pid < 0) {
 		snprintf(err, sizeof(err), "wshd: fork: %s", strerror(errno));
-		send_error(conn_fd, err);
+		send_error(conn_fd, req->version, err);
 		job_io_close(&io);
 		return;
 	}
@@ -171,7 +178,7 @@ static void start_job(struct server *s, int conn_fd, const struct wsh_request *r
 
 	job_io_close_child_ends(&io);
 	wsh_buf_init(&rsp);
-	if (wsh_rsp_encode_ok(&rsp, (uint32_t)pid, (uint32_t)io.nclient) < 0 ||
+	if (wsh_rsp_encode_ok(&rsp, req->version, (uint32_t)pid, (uint32_t)io.nclient) < 0 ||
 	    send_with_fds(conn_fd, rsp.data, rsp.len, io.client, io.nclient) < 0)
 		fprintf(stderr, "wshd: sending the response for job %d: %s\n", (int)pid, strerror(errno));
 	wsh_buf_free(&rsp);
@@ -187,6 +194,36 @@ static void start_job(struct server *s, int conn_fd, const struct wsh_request *r
 			close_quietly(status_fd);
 		}
 	}
+}
+
+/* Job mode: start and hold the job, answer with its pid. The response is
+ * small and the socket's buffer empty, so the send cannot block. */
+static void spawn_job(struct server *s, int conn_fd, const struct wsh_request *req)
+{
+	char err[512];
+	struct wsh_buf rsp;
+	pid_t pid = jobmode_spawn(&s->jm, req, err, sizeof(err));
+
+	if (pid < 0) {
+		send_error(conn_fd, req->version, err);
+		return;
+	}
+	wsh_buf_init(&rsp);
+	if (wsh_rsp_encode_ok(&rsp, req->version, (uint32_t)pid, 0) < 0 ||
+	    send(conn_fd, rsp.data, rsp.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		fprintf(stderr, "wshd: answering for job %s (pid %d): %s\n", req->job, (int)pid, strerror(errno));
+	wsh_buf_free(&rsp);
+}
+
+/* The version to answer a request in that could not be decoded. */
+static unsigned answer_version(const struct conn *c)
+{
+	unsigned v;
+
+	if (c->len < 6)
+		return WSH_PROTO_VERSION;
+	v = (unsigned)c->buf[4] | (unsigned)c->buf[5] << 8;
+	return v >= WSH_PROTO_MIN_VERSION && v <= WSH_PROTO_VERSION ? v : WSH_PROTO_VERSION;
 }
 
 /* Read what is available; handle the request once it is complete.
@@ -206,14 +243,14 @@ static int conn_readable(struct server *s, struct conn *c)
 			cap = WSH_HEADER_SIZE + WSH_MAX_BODY;
 		p = realloc(c->buf, cap);
 		if (p == NULL) {
-			send_error(c->fd, "wshd: out of memory");
+			send_error(c->fd, answer_version(c), "wshd: out of memory");
 			return 1;
 		}
 		c->buf = p;
 		c->cap = cap;
 	}
 	if (c->len == c->cap) {
-		send_error(c->fd, "wshd: request too large");
+		send_error(c->fd, answer_version(c), "wshd: request too large");
 		return 1;
 	}
 	n = read(c->fd, c->buf + c->len, c->cap - c->len);
@@ -232,7 +269,10 @@ static int conn_readable(struct server *s, struct conn *c)
 		if (frame_len != c->len) {
 			snprintf(err, sizeof(err), "extra bytes after the request");
 		} else if (wsh_req_decode(c->buf, c->len, &req, err, sizeof(err)) == 0) {
-			start_job(s, c->fd, &req);
+			if (req.flags & WSH_FLAG_JOB)
+				spawn_job(s, c->fd, &req);
+			else
+				start_job(s, c->fd, &req);
 			wsh_req_free(&req);
 			return 1;
 		}
@@ -241,7 +281,7 @@ static int conn_readable(struct server *s, struct conn *c)
 		char msg[300];
 
 		snprintf(msg, sizeof(msg), "wshd: bad request: %s", err);
-		send_error(c->fd, msg);
+		send_error(c->fd, answer_version(c), msg);
 	}
 	return 1;
 }
@@ -268,7 +308,7 @@ static void accept_all(struct server *s)
 			for (i = 1; i < s->nconns; i++)
 				if (s->conns[i].since < s->conns[oldest].since)
 					oldest = i;
-			send_error(s->conns[oldest].fd, "wshd: too many pending connections");
+			send_error(s->conns[oldest].fd, WSH_PROTO_VERSION, "wshd: too many pending connections");
 			conn_drop(s, oldest);
 		}
 		s->conns[s->nconns].fd = fd;
@@ -287,19 +327,63 @@ static void expire_conns(struct server *s)
 
 	while (i-- > 0) {
 		if (now - s->conns[i].since >= CONN_TIMEOUT_SEC) {
-			send_error(s->conns[i].fd, "wshd: timed out waiting for the request");
+			send_error(s->conns[i].fd, answer_version(&s->conns[i]),
+				   "wshd: timed out waiting for the request");
 			conn_drop(s, i);
 		}
 	}
 }
 
-int serve(int listen_fd, int ready_fd)
+/* Many held jobs need many descriptors; the jobs get their own limits. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			fprintf(stderr, "wshd: raising RLIMIT_NOFILE: %s\n", strerror(errno));
+	}
+}
+
+/* The loop's pollfd array: the listener, the signalfd, the connections,
+ * then the held jobs' descriptors (the job holder's array). */
+static struct pollfd *poll_fds(struct server *s, struct pollfd *fallback, size_t *count, int *holder_polled)
+{
+	size_t reserved = 2 + s->nconns, i;
+	struct pollfd *pfd = NULL;
+
+	if (s->jm.holder != NULL)
+		pfd = job_holder_poll_fds(s->jm.holder, reserved, count);
+	*holder_polled = pfd != NULL;
+	if (pfd == NULL) {
+		pfd = fallback;
+		*count = reserved;
+	}
+	pfd[0] = (struct pollfd){ .fd = s->listen_fd, .events = POLLIN };
+	pfd[1] = (struct pollfd){ .fd = s->signal_fd, .events = POLLIN };
+	for (i = 0; i < s->nconns; i++)
+		pfd[2 + i] = (struct pollfd){ .fd = s->conns[i].fd, .events = POLLIN };
+	return pfd;
+}
+
+int serve(int listen_fd, int ready_fd, int jobs_fd, pid_t holder_pid)
 {
 	struct server s;
 	sigset_t mask;
 
 	memset(&s, 0, sizeof(s));
 	s.listen_fd = listen_fd;
+	s.jm.jobs_fd = jobs_fd;
+	s.jm.holder_pid = holder_pid;
+	if (jobs_fd >= 0) {
+		s.jm.holder = job_holder_new();
+		if (s.jm.holder == NULL) {
+			fprintf(stderr, "wshd: job holder: %s\n", strerror(errno));
+			return -1;
+		}
+	}
+	raise_nofile();
 
 	if (set_nonblock(listen_fd, 1) < 0) {
 		fprintf(stderr, "wshd: listener: %s\n", strerror(errno));
@@ -327,19 +411,14 @@ int serve(int listen_fd, int ready_fd)
 	}
 
 	for (;;) {
-		struct pollfd pfd[2 + MAX_CONNS];
-		size_t i, nconns = s.nconns;
-		int n;
+		struct pollfd fallback[2 + MAX_CONNS], *pfd;
+		size_t i, count, nconns = s.nconns;
+		int n, holder_polled, timeout = nconns > 0 ? 1000 : -1;
 
-		pfd[0].fd = s.listen_fd;
-		pfd[0].events = POLLIN;
-		pfd[1].fd = s.signal_fd;
-		pfd[1].events = POLLIN;
-		for (i = 0; i < nconns; i++) {
-			pfd[2 + i].fd = s.conns[i].fd;
-			pfd[2 + i].events = POLLIN;
-		}
-		n = poll(pfd, 2 + nconns, nconns > 0 ? 1000 : -1);
+		pfd = poll_fds(&s, fallback, &count, &holder_polled);
+		if (s.jm.holder != NULL && !holder_polled)
+			timeout = 100;  /* out of memory: the jobs wait a moment */
+		n = poll(pfd, count, timeout);
 		if (n < 0) {
 			if (errno != EINTR) {
 				fprintf(stderr, "wshd: poll: %s\n", strerror(errno));
@@ -359,5 +438,7 @@ int serve(int listen_fd, int ready_fd)
 			accept_all(&s);
 		if (s.nconns > 0)
 			expire_conns(&s);
+		if (holder_polled)
+			job_holder_dispatch(s.jm.holder);
 	}
 }

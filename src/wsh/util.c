@@ -18,24 +18,6 @@ ssize_t read_retry(int fd, void *buf, size_t len)
 	return n;
 }
 
-int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int update_flag(int fd, int get, int set, int flag, int on)
 {
 	int flags = fcntl(fd, get);
@@ -57,15 +39,6 @@ int set_nonblock(int fd, int on)
 int set_cloexec(int fd, int on)
 {
 	return update_flag(fd, F_GETFD, F_SETFD, FD_CLOEXEC, on);
-}
-
-void close_quietly(int fd)
-{
-	int saved = errno;
-
-	if (fd >= 0)
-		close(fd);
-	errno = saved;
 }
 
 int send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds)

@@ -6,18 +6,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "fdio.h" /* write_all, close_quietly (from ../jobs) */
+
 /* read(2) that retries on EINTR. */
 ssize_t read_retry(int fd, void *buf, size_t len);
 
-/* Write the whole buffer, retrying on EINTR and short writes. Meant for
- * blocking fds; on a non-blocking fd it fails with EAGAIN when full. */
-int write_all(int fd, const void *buf, size_t len);
-
 int set_nonblock(int fd, int on);
 int set_cloexec(int fd, int on);
-
-/* close(2) that ignores fd < 0 and keeps errno unchanged. */
-void close_quietly(int fd);
 
 /* sendmsg(2) of buf with nfds descriptors attached as SCM_RIGHTS. */
 int send_with_fds(int sock, const void *buf, size_t len, const int *fds, size_t nfds);

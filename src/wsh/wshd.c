@@ -1,14 +1,15 @@
 /*
  * wshd: the init process of a warden container.
  *
- *   wshd --run DIR --lib DIR --root DIR [--title NAME]
+ *   wshd --run DIR --lib DIR --root DIR [--jobs DIR] [--title NAME]
  *
  * Run on the host (by start.sh). It prepares the container and returns once
  * the container is up (exit 0) or failed to come up (exit 1). The container
  * init it leaves behind serves wsh requests on <run>/wshd.sock.
  *
  * Launcher (host side):
- *   1. listen on <run>/wshd.sock (in the host mount namespace);
+ *   1. listen on <run>/wshd.sock (in the host mount namespace); create the
+ *      jobs directory (default "jobs") if it is missing;
  *   2. keep a private in-memory copy of this executable for the re-exec;
  *   3. unshare the mount namespace and make every mount in it private;
  *   4. run <lib>/hook-parent-before-clone.sh;
@@ -18,11 +19,13 @@
  * Init (PID 1 of the container):
  *   1. wait for the launcher's go;
  *   2. run <lib>/hook-child-before-pivot.sh;
- *   3. pivot_root into <root>, the old root at /mnt;
+ *   3. open the jobs directory (job mode: the only host path the init keeps,
+ *      as a descriptor the jobs never get) and note our host pid;
+ *      pivot_root into <root>, the old root at /mnt;
  *   4. run /mnt/<lib>/hook-child-after-pivot.sh;
  *   5. detach the old root (one lazy unmount of /mnt);
- *   6. re-exec from the in-memory copy ("--serve LISTEN_FD READY_FD"), so
- *      nothing of the host's filesystem stays referenced;
+ *   6. re-exec from the in-memory copy ("--serve LISTEN_FD READY_FD JOBS_FD
+ *      HOST_PID"), so nothing else of the host's filesystem stays referenced;
  *   7. setsid, set the title, report ready, serve forever (server.c).
  */
 #include <errno.h>
@@ -60,6 +63,7 @@ struct config {
 	char run[PATH_MAX];
 	char lib[PATH_MAX];
 	char root[PATH_MAX];
+	char jobs[PATH_MAX];
 	const char *title;
 };
 
@@ -74,7 +78,7 @@ struct init_args {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: wshd --run DIR --lib DIR --root DIR [--title NAME]\n");
+	fprintf(f, "usage: wshd --run DIR --lib DIR --root DIR [--jobs DIR] [--title NAME]\n");
 }
 
 static int resolve_dir(const char *opt, const char *path, char *out)
@@ -94,7 +98,7 @@ static int resolve_dir(const char *opt, const char *path, char *out)
 
 static int parse_args(int argc, char **argv, struct config *cfg)
 {
-	const char *run = "run", *lib = "lib", *root = "root";
+	const char *run = "run", *lib = "lib", *root = "root", *jobs = "jobs";
 	int i;
 
 	cfg->title = NULL;
@@ -115,6 +119,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			lib = argv[++i];
 		else if (strcmp(opt, "--root") == 0)
 			root = argv[++i];
+		else if (strcmp(opt, "--jobs") == 0)
+			jobs = argv[++i];
 		else if (strcmp(opt, "--title") == 0)
 			cfg->title = argv[++i];
 		else {
@@ -126,8 +132,12 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 		fprintf(stderr, "wshd: --title longer than %d characters\n", TITLE_MAX);
 		return -1;
 	}
+	if (mkdir(jobs, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "wshd: --jobs %s: %s\n", jobs, strerror(errno));
+		return -1;
+	}
 	if (resolve_dir("--run", run, cfg->run) < 0 || resolve_dir("--lib", lib, cfg->lib) < 0 ||
-	    resolve_dir("--root", root, cfg->root) < 0)
+	    resolve_dir("--root", root, cfg->root) < 0 || resolve_dir("--jobs", jobs, cfg->jobs) < 0)
 		return -1;
 	return 0;
 }
@@ -272,10 +282,11 @@ static int init_main(void *opaque)
 {
 	const struct init_args *a = opaque;
 	const struct config *cfg = a->cfg;
-	char err[512], old_lib[PATH_MAX + 8], fdbuf[2][16];
-	char *argv[5];
+	char err[512], old_lib[PATH_MAX + 8], fdbuf[4][16];
+	char *argv[7];
 	extern char **environ;
-	int created_mnt = 1;
+	int created_mnt = 1, jobs_fd;
+	pid_t host_pid;
 	char go;
 	ssize_t n;
 
@@ -288,6 +299,18 @@ static int init_main(void *opaque)
 
 	if (run_hook(cfg->lib, "hook-child-before-pivot.sh", err, sizeof(err)) < 0)
 		init_fail("%s", err);
+
+	/* Still the host's /proc: /proc/self is our pid out there. */
+	n = readlink("/proc/self", fdbuf[3], sizeof(fdbuf[3]) - 1);
+	if (n <= 0)
+		init_fail("readlink /proc/self: %s", n < 0 ? strerror(errno) : "empty");
+	fdbuf[3][n] = '\0';
+	host_pid = (pid_t)parse_fd_number(fdbuf[3]);
+	if (host_pid <= 0)
+		init_fail("readlink /proc/self: unexpected \"%s\"", fdbuf[3]);
+	jobs_fd = open(cfg->jobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (jobs_fd < 0)
+		init_fail("open %s: %s", cfg->jobs, strerror(errno));
 
 	if (chdir(cfg->root) < 0)
 		init_fail("chdir %s: %s", cfg->root, strerror(errno));
@@ -310,15 +333,19 @@ static int init_main(void *opaque)
 	if (created_mnt && rmdir("/mnt") < 0)
 		init_fail("rmdir /mnt: %s", strerror(errno));
 
-	if (set_cloexec(a->listen_fd, 0) < 0 || set_cloexec(a->ready_write, 0) < 0)
+	if (set_cloexec(a->listen_fd, 0) < 0 || set_cloexec(a->ready_write, 0) < 0 ||
+	    set_cloexec(jobs_fd, 0) < 0)
 		init_fail("fcntl: %s", strerror(errno));
 	snprintf(fdbuf[0], sizeof(fdbuf[0]), "%d", a->listen_fd);
 	snprintf(fdbuf[1], sizeof(fdbuf[1]), "%d", a->ready_write);
+	snprintf(fdbuf[2], sizeof(fdbuf[2]), "%d", jobs_fd);
 	argv[0] = (char *)(cfg->title != NULL ? cfg->title : "wshd");
 	argv[1] = "--serve";
 	argv[2] = fdbuf[0];
 	argv[3] = fdbuf[1];
-	argv[4] = NULL;
+	argv[4] = fdbuf[2];
+	argv[5] = fdbuf[3];
+	argv[6] = NULL;
 	fexecve(a->exe_fd, argv, environ);
 	init_fail("re-exec: %s", strerror(errno));
 }
@@ -456,13 +483,16 @@ static void set_title(int argc, char **argv, const char *title)
 	memset(start + len, 0, room - len + 1);
 }
 
+/* "--serve LISTEN_FD READY_FD [JOBS_FD HOST_PID]": without the jobs
+ * directory job requests are refused (as in the serve-loop tests). */
 static int serve_main(int argc, char **argv)
 {
 	struct stat st;
-	int listen_fd, ready_fd, devnull;
+	int listen_fd, ready_fd, jobs_fd = -1, devnull;
+	pid_t host_pid = getpid();
 	char title[TITLE_MAX + 1];
 
-	if (argc != 4) {
+	if (argc != 4 && argc != 6) {
 		fprintf(stderr, "wshd: --serve is internal\n");
 		return 1;
 	}
@@ -472,6 +502,18 @@ static int serve_main(int argc, char **argv)
 	    fstat(ready_fd, &st) < 0 || !S_ISFIFO(st.st_mode)) {
 		fprintf(stderr, "wshd: --serve: bad descriptors\n");
 		return 1;
+	}
+	if (argc == 6) {
+		jobs_fd = parse_fd_number(argv[4]);
+		host_pid = (pid_t)parse_fd_number(argv[5]);
+		if (jobs_fd < 0 || fstat(jobs_fd, &st) < 0 || !S_ISDIR(st.st_mode) || host_pid <= 0) {
+			fprintf(stderr, "wshd: --serve: bad jobs directory or pid\n");
+			return 1;
+		}
+		if (set_cloexec(jobs_fd, 1) < 0) {
+			fprintf(stderr, "wshd: fcntl: %s\n", strerror(errno));
+			return 1;
+		}
 	}
 	if (set_cloexec(listen_fd, 1) < 0 || set_cloexec(ready_fd, 1) < 0) {
 		fprintf(stderr, "wshd: fcntl: %s\n", strerror(errno));
@@ -488,12 +530,16 @@ static int serve_main(int argc, char **argv)
 		fprintf(stderr, "wshd: setsid: %s\n", strerror(errno));
 		return 1;
 	}
+	/* We hold a host directory descriptor: keep /proc/1/fd closed to
+	 * container processes that lack CAP_SYS_PTRACE. */
+	if (jobs_fd >= 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fprintf(stderr, "wshd: prctl(PR_SET_DUMPABLE): %s\n", strerror(errno));
 	snprintf(title, sizeof(title), "%s", argv[0]);
 	if (prctl(PR_SET_NAME, "wshd", 0, 0, 0) < 0)
 		fprintf(stderr, "wshd: prctl(PR_SET_NAME): %s\n", strerror(errno));
 	set_title(argc, argv, title);
 
-	serve(listen_fd, ready_fd);
+	serve(listen_fd, ready_fd, jobs_fd, host_pid);
 	return 1;
 }
 

@@ -313,19 +313,21 @@ class Container:
         try:
             (job.dir / "script").write_bytes(request["script"])
             job.write_meta()
-            argv = self.job_argv(job, request)
-            result = await scripts.run(argv, self.job_env(request), check=False, clean_env=True)
+            await self.start_job(job, request)
         except BaseException:
             job.remove()
             raise
-        if result.status != 0:
-            job.remove()
-            detail = result.stderr.decode("utf-8", "replace").strip()
-            raise WardenError("iomux-spawn failed", detail or None)
         self.jobs[job_id] = job
         job.watch(self._job_finished)
         self.log.debug("job spawned", extra={"data": {"job_id": job_id}})
         return job_id
+
+    async def start_job(self, job: Job, request: dict[str, Any]) -> None:
+        """Start the job's holder: an `iomux-spawn` daemon that outlives the server."""
+        result = await scripts.run(self.job_argv(job, request), self.job_env(request), check=False, clean_env=True)
+        if result.status != 0:
+            detail = result.stderr.decode("utf-8", "replace").strip()
+            raise WardenError("iomux-spawn failed", detail or None)
 
     def adopt_job(self, job: Job) -> None:
         self.jobs[job.id] = job

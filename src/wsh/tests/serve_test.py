@@ -21,19 +21,24 @@ WSHD = os.path.join(HERE, "..", "wshd")
 WSH = os.path.join(HERE, "..", "wsh")
 
 
-def start_wshd(tmp):
-    path = os.path.join(tmp, "wshd.sock")
+def start_wshd(tmp, jobs_dir=None):
+    name = "wshd-jobs" if jobs_dir else "wshd"
+    path = os.path.join(tmp, name + ".sock")
     lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     lsock.bind(path)
     lsock.listen(16)
     r, w = os.pipe()
-    proc = subprocess.Popen(
-        [WSHD, "--serve", str(lsock.fileno()), str(w)],
-        pass_fds=(lsock.fileno(), w),
-        stderr=open(os.path.join(tmp, "wshd.err"), "wb"),
-    )
+    argv = [WSHD, "--serve", str(lsock.fileno()), str(w)]
+    fds = [lsock.fileno(), w]
+    if jobs_dir:
+        jobs_fd = os.open(jobs_dir, os.O_RDONLY | os.O_DIRECTORY)
+        argv += [str(jobs_fd), "4242"]
+        fds.append(jobs_fd)
+    proc = subprocess.Popen(argv, pass_fds=fds, stderr=open(os.path.join(tmp, name + ".err"), "wb"))
     os.close(w)
     lsock.close()
+    if jobs_dir:
+        os.close(jobs_fd)
     ready = os.read(r, 1)
     os.close(r)
     assert ready == b"R", "wshd did not report ready"
@@ -48,6 +53,119 @@ def wsh(sock, *args, user=None, stdin=b"", env=None, timeout=20):
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     full_env.update(env or {})
     return subprocess.run(cmd, input=stdin, capture_output=True, env=full_env, timeout=timeout)
+
+
+def job_request(job, args=("/bin/sh",), user="root", output_limit=0, discard=False, version=2):
+    """A job-mode request (proto.h, version 2)."""
+    def rec(t, v):
+        return struct.pack("<BI", t, len(v)) + v
+    body = b"".join(rec(1, a.encode()) for a in args) + rec(2, user.encode()) + rec(6, job.encode())
+    if output_limit:
+        body += rec(7, struct.pack("<Q", output_limit))
+    if discard:
+        body += rec(8, b"")
+    return b"WSHq" + struct.pack("<HHI", version, 2, len(body)) + body
+
+
+def ask(sock, request):
+    """(status, pid or message) of one request."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(sock)
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    status, length = struct.unpack("<HI", data[6:12])
+    body = data[12:12 + length]
+    return (0, struct.unpack("<I", body[:4])[0]) if status == 0 else (status, body.decode())
+
+
+def wait_status(jobdir, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(os.path.join(jobdir, "status")) as f:
+                return f.read()
+        except FileNotFoundError:
+            time.sleep(0.01)
+    return None
+
+
+def records(jobdir):
+    with open(os.path.join(jobdir, "output"), "rb") as f:
+        data = f.read()
+    out, off = [], 0
+    while off < len(data):
+        stream, length = struct.unpack(">BI", data[off:off + 5])
+        out.append((stream, data[off + 5:off + 5 + length]))
+        off += 5 + length
+    return out
+
+
+def job_mode_checks(tmp, plain_sock, check):
+    jobs = os.path.join(tmp, "jobs")
+    os.mkdir(jobs)
+    proc, sock = start_wshd(tmp, jobs)
+
+    def new_job(name, script):
+        os.mkdir(os.path.join(jobs, name))
+        with open(os.path.join(jobs, name, "script"), "w") as f:
+            f.write(script)
+        return os.path.join(jobs, name)
+
+    try:
+        d = new_job("1", "echo out; sleep 0.05; echo err >&2; sleep 0.05; echo out2; exit 3\n")
+        status, pid = ask(sock, job_request("1"))
+        check(status == 0 and pid > 0, "job mode: started (%r)" % ((status, pid),))
+        check(wait_status(d) == "3\n", "job mode: exit status")
+        check(records(d) == [(1, b"out\n"), (2, b"err\n"), (1, b"out2\n")], "job mode: records in order")
+        with open(os.path.join(d, "pid")) as f1, open(os.path.join(d, "child_pid")) as f2:
+            check(f1.read() == "4242\n" and f2.read() == "%d\n" % pid, "job mode: pid files")
+        check(not os.path.exists(os.path.join(d, "notify.sock")), "job mode: notify.sock removed")
+
+        d = new_job("2", "head -c 100000 /dev/zero; sleep 30\n")
+        check(ask(sock, job_request("2", output_limit=1000))[0] == 0, "job mode: limit job started")
+        check(wait_status(d) == "255\noutput limit exceeded\n", "job mode: output limit status")
+        check(sum(len(data) for _, data in records(d)) == 1000, "job mode: output cut at the limit")
+
+        d = new_job("3", "echo hidden; kill -9 $$\n")
+        check(ask(sock, job_request("3", discard=True))[0] == 0, "job mode: discard job started")
+        check(wait_status(d) == "255\n" and records(d) == [], "job mode: discard, killed -> 255")
+
+        d = new_job("4", "sleep 1\n")
+        check(ask(sock, job_request("4"))[0] == 0, "job mode: long job started")
+        t0 = time.monotonic()
+        r = wsh(sock, "echo", "hi", timeout=5)
+        check(r.stdout == b"hi\n" and time.monotonic() - t0 < 0.5, "job mode: exec while a job runs", r)
+        check(wait_status(d) == "0\n", "job mode: long job finished")
+
+        status, msg = ask(sock, job_request("missing"))
+        check(status == 1 and "open the job directory" in msg, "job mode: missing directory (%r)" % msg)
+        os.mkdir(os.path.join(jobs, "noscript"))
+        status, msg = ask(sock, job_request("noscript"))
+        check(status == 1 and "open script" in msg, "job mode: missing script (%r)" % msg)
+        check(not os.path.exists(os.path.join(jobs, "noscript", "notify.sock")), "job mode: no socket left")
+        status, msg = ask(sock, job_request(".."))
+        check(status == 1 and "invalid job directory name" in msg, "job mode: bad name (%r)" % msg)
+        status, msg = ask(sock, job_request("1", version=1))
+        check(status == 1 and "unknown request flags" in msg, "job mode: refused in version 1 (%r)" % msg)
+        new_job("5", "true\n")
+        status, msg = ask(plain_sock, job_request("5"))
+        check(status == 1 and "holds no jobs" in msg, "job mode: refused without a jobs directory (%r)" % msg)
+    finally:
+        proc.kill()
+        proc.wait()
+        for name in os.listdir(jobs):  # jobs a failed check left running
+            if not os.path.exists(os.path.join(jobs, name, "status")):
+                try:
+                    with open(os.path.join(jobs, name, "child_pid")) as f:
+                        os.killpg(int(f.read()), signal.SIGKILL)
+                except (OSError, ValueError):
+                    pass
 
 
 def main():
@@ -150,13 +268,19 @@ def main():
         procs = [subprocess.Popen([WSH, "--socket", sock, "sh", "-c", "exit %d" % i],
                                   stdout=subprocess.DEVNULL) for i in range(40)]
         check([p.wait(timeout=20) for p in procs] == list(range(40)), "40 parallel jobs")
+
+        job_mode_checks(tmp, sock, check)
     finally:
         proc.kill()
         proc.wait()
-        with open(os.path.join(tmp, "wshd.err"), "rb") as f:
-            log = f.read()
-        if log:
-            sys.stderr.write("wshd stderr:\n" + log.decode(errors="replace"))
+        for name in ("wshd.err", "wshd-jobs.err"):
+            try:
+                with open(os.path.join(tmp, name), "rb") as f:
+                    log = f.read()
+            except FileNotFoundError:
+                continue
+            if log:
+                sys.stderr.write(name + ":\n" + log.decode(errors="replace"))
         subprocess.run(["rm", "-rf", tmp])
     print("serve_test: %d checks passed" % checks)
     return 0

@@ -48,10 +48,11 @@ static void test_request_roundtrip(void)
 		CHECK(wsh_frame_check(b.data, i, WSH_REQ_MAGIC, WSH_MAX_BODY, &frame_len, err, sizeof(err)) == 0);
 	CHECK(wsh_frame_check(b.data, b.len, WSH_REQ_MAGIC, WSH_MAX_BODY, &frame_len, err, sizeof(err)) == 1);
 	CHECK(frame_len == b.len);
-	CHECK(memcmp(b.data, "WSHq\x01\x00\x01\x00", 8) == 0);
+	CHECK(memcmp(b.data, "WSHq\x02\x00\x01\x00", 8) == 0);
 
 	CHECK(wsh_req_decode(b.data, b.len, &req, err, sizeof(err)) == 0);
-	CHECK(req.flags == WSH_FLAG_TTY);
+	CHECK(req.flags == WSH_FLAG_TTY && req.version == WSH_PROTO_VERSION);
+	CHECK(req.job == NULL && req.output_limit == 0 && !req.discard);
 	CHECK(req.argc == 3);
 	CHECK(strcmp(req.argv[0], "/bin/echo") == 0);
 	CHECK(strcmp(req.argv[1], "") == 0);
@@ -67,6 +68,36 @@ static void test_request_roundtrip(void)
 
 	/* Truncated frames and trailing bytes are refused. */
 	CHECK(wsh_req_decode(b.data, b.len - 1, &req, err, sizeof(err)) < 0);
+	wsh_buf_free(&b);
+}
+
+static void test_request_job(void)
+{
+	struct wsh_buf b;
+	struct wsh_request req;
+	char err[256];
+
+	wsh_buf_init(&b);
+	CHECK(wsh_req_begin(&b, WSH_FLAG_JOB) == 0);
+	CHECK(wsh_req_add_string(&b, WSH_REC_ARG, "/bin/bash") == 0);
+	CHECK(wsh_req_add_string(&b, WSH_REC_USER, "vcap") == 0);
+	CHECK(wsh_req_add_string(&b, WSH_REC_JOB, "42") == 0);
+	CHECK(wsh_req_add_u64(&b, WSH_REC_OUTPUT_LIMIT, 10485760) == 0);
+	CHECK(wsh_req_add_empty(&b, WSH_REC_DISCARD) == 0);
+	CHECK(wsh_req_finish(&b) == 0);
+	CHECK(wsh_req_decode(b.data, b.len, &req, err, sizeof(err)) == 0);
+	CHECK(req.flags == WSH_FLAG_JOB && req.job != NULL && strcmp(req.job, "42") == 0);
+	CHECK(req.output_limit == 10485760 && req.discard == 1);
+	CHECK(req.argc == 1 && strcmp(req.argv[0], "/bin/bash") == 0 && strcmp(req.user, "vcap") == 0);
+	wsh_req_free(&req);
+
+	/* A version 1 request (an older wsh) still decodes, and is answered in version 1. */
+	CHECK(wsh_req_begin(&b, 0) == 0);
+	CHECK(wsh_req_finish(&b) == 0);
+	b.data[4] = 1;
+	CHECK(wsh_req_decode(b.data, b.len, &req, err, sizeof(err)) == 0 && req.version == 1);
+	wsh_req_free(&req);
+	CHECK(wsh_rsp_encode_error(&b, 1, "x") == 0 && b.data[4] == 1 && b.data[5] == 0);
 	wsh_buf_free(&b);
 }
 
@@ -114,17 +145,36 @@ static void test_request_bad(void)
 	CHECK(wsh_frame_check((const uint8_t *)"X", 1, WSH_REQ_MAGIC, WSH_MAX_BODY, &fl, err, sizeof(err)) < 0);
 	CHECK(wsh_frame_check((const uint8_t *)"WSHr", 4, WSH_REQ_MAGIC, WSH_MAX_BODY, &fl, err, sizeof(err)) < 0);
 
-	/* Version 2. */
-	memcpy(f, "WSHq\x02\x00\x00\x00\x00\x00\x00\x00", 12);
-	expect_bad(f, 12, "version 2");
+	/* Versions 0 and 3. */
+	memcpy(f, "WSHq\x00\x00\x00\x00\x00\x00\x00\x00", 12);
+	expect_bad(f, 12, "version 0");
+	memcpy(f, "WSHq\x03\x00\x00\x00\x00\x00\x00\x00", 12);
+	expect_bad(f, 12, "version 3");
 	/* Oversized body announced. */
 	memcpy(f, "WSHq\x01\x00\x00\x00\xff\xff\xff\x7f", 12);
 	CHECK(wsh_frame_check(f, 12, WSH_REQ_MAGIC, WSH_MAX_BODY, &fl, err, sizeof(err)) < 0);
-	/* Unknown flag. */
-	memcpy(f, "WSHq\x01\x00\x02\x00\x00\x00\x00\x00", 12);
+	/* Unknown flag; the job flag in version 1. */
+	memcpy(f, "WSHq\x02\x00\x04\x00\x00\x00\x00\x00", 12);
 	expect_bad(f, 12, "unknown flag");
+	memcpy(f, "WSHq\x01\x00\x02\x00\x07\x00\x00\x00\x06\x02\x00\x00\x00" "42", 19);
+	expect_bad(f, 19, "job flag in version 1");
+	/* Job requests: no job record, tty, bad names, job records without the flag. */
+	memcpy(f, "WSHq\x02\x00\x02\x00\x00\x00\x00\x00", 12);
+	expect_bad(f, 12, "job request without job record");
+	memcpy(f, "WSHq\x02\x00\x03\x00\x07\x00\x00\x00\x06\x02\x00\x00\x00" "42", 19);
+	expect_bad(f, 19, "job request with a tty");
+	memcpy(f, "WSHq\x02\x00\x02\x00\x07\x00\x00\x00\x06\x02\x00\x00\x00..", 19);
+	expect_bad(f, 19, "job named ..");
+	memcpy(f, "WSHq\x02\x00\x02\x00\x08\x00\x00\x00\x06\x03\x00\x00\x00" "a/b", 20);
+	expect_bad(f, 20, "job name with a slash");
+	memcpy(f, "WSHq\x02\x00\x00\x00\x07\x00\x00\x00\x06\x02\x00\x00\x00" "42", 19);
+	expect_bad(f, 19, "job record without the job flag");
+	memcpy(f, "WSHq\x02\x00\x00\x00\x05\x00\x00\x00\x08\x00\x00\x00\x00", 17);
+	expect_bad(f, 17, "discard without the job flag");
+	memcpy(f, "WSHq\x02\x00\x02\x00\x0b\x00\x00\x00\x06\x01\x00\x00\x00" "1\x07\x00\x00\x00\x00", 23);
+	expect_bad(f, 23, "empty output limit");
 	/* Unknown record type 9. */
-	memcpy(f, "WSHq\x01\x00\x00\x00\x06\x00\x00\x00\x09\x01\x00\x00\x00x", 18);
+	memcpy(f, "WSHq\x02\x00\x00\x00\x06\x00\x00\x00\x09\x01\x00\x00\x00x", 18);
 	expect_bad(f, 18, "unknown record type");
 	/* Record length overruns the body. */
 	memcpy(f, "WSHq\x01\x00\x00\x00\x06\x00\x00\x00\x01\x05\x00\x00\x00x", 18);
@@ -150,11 +200,11 @@ static void test_response(void)
 	char err[256];
 
 	wsh_buf_init(&b);
-	CHECK(wsh_rsp_encode_ok(&b, 1234, 4) == 0);
+	CHECK(wsh_rsp_encode_ok(&b, WSH_PROTO_VERSION, 1234, 4) == 0);
 	CHECK(wsh_rsp_decode(b.data, b.len, &rsp, err, sizeof(err)) == 0);
 	CHECK(rsp.status == WSH_STATUS_OK && rsp.pid == 1234 && rsp.nfds == 4 && rsp.message == NULL);
 	wsh_rsp_free(&rsp);
-	CHECK(wsh_rsp_encode_error(&b, "no such user") == 0);
+	CHECK(wsh_rsp_encode_error(&b, WSH_PROTO_VERSION, "no such user") == 0);
 	CHECK(wsh_rsp_decode(b.data, b.len, &rsp, err, sizeof(err)) == 0);
 	CHECK(rsp.status == WSH_STATUS_ERROR && strcmp(rsp.message, "no such user") == 0);
 	wsh_rsp_free(&rsp);
@@ -309,6 +359,7 @@ int main(void)
 {
 	test_request_roundtrip();
 	test_request_minimal();
+	test_request_job();
 	test_request_bad();
 	test_response();
 	test_rlimits();

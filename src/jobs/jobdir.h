@@ -1,19 +1,25 @@
 /*
- * The on-disk contract of a job directory, shared by iomux-spawn (writer) and
- * iomux-link (reader). The Python server implements the same reader.
+ * The on-disk contract of a job directory. Writers: the job holder library
+ * in this directory (used by iomux-spawn for one job and by wshd for many).
+ * Readers: iomux-link and the Python server (warden/container/jobs.py).
  *
+ *   script       the job's stdin (written by the server; read by the holder)
  *   output       records: 1 byte stream id, 4 bytes big-endian length, bytes
  *   notify.sock  listening socket; one byte is sent to every client after
- *                each record; the connection closes once status exists
- *   status       "<exit status>\n", then "output limit exceeded\n" if so
- *   pid          the spawner daemon's pid
- *   child_pid    the job's pid, also its process group and session id
+ *                each record and once at once to each newly accepted client;
+ *                the connections close (and the socket goes) once status exists
+ *   status       "<exit status>\n", then "output limit exceeded\n" if so;
+ *                written atomically (status.tmp, then rename)
+ *   pid          the holder's pid: the iomux-spawn daemon, or wshd (host view)
+ *   child_pid    the job's pid, also its process group and session id; for a
+ *                job held by wshd, the pid inside the container
  */
-#ifndef IOMUX_JOBDIR_H
-#define IOMUX_JOBDIR_H
+#ifndef JOBS_JOBDIR_H
+#define JOBS_JOBDIR_H
 
 #include <stdint.h>
 
+#define JOB_SCRIPT_FILE "script"
 #define JOB_OUTPUT_FILE "output"
 #define JOB_NOTIFY_SOCKET "notify.sock"
 #define JOB_STATUS_FILE "status"

@@ -1,6 +1,6 @@
 /* The reader connections of notify.sock. */
-#ifndef IOMUX_CLIENTS_H
-#define IOMUX_CLIENTS_H
+#ifndef JOBS_CLIENTS_H
+#define JOBS_CLIENTS_H
 
 #include <stddef.h>
 

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include "util.h"
+#include "fdio.h"
 
 static int line_init(struct syslog_line *line, int priority, const char *tag)
 {

@@ -1,6 +1,6 @@
 /* Copies a job's output to syslog, one datagram "<PRI>TAG: line" per line. */
-#ifndef IOMUX_SYSLOG_FWD_H
-#define IOMUX_SYSLOG_FWD_H
+#ifndef JOBS_SYSLOG_FWD_H
+#define JOBS_SYSLOG_FWD_H
 
 #include <stddef.h>
 #include <sys/socket.h>

@@ -5,7 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "util.h"
+#include "fdio.h"
 
 void client_set_init(struct client_set *clients)
 {

@@ -1,0 +1,102 @@
+"""warden.container.wshd: the job-mode request encoding and answer handling,
+against a fake wshd on a Unix socket (no root, no container)."""
+
+import asyncio
+import struct
+
+import pytest
+
+from warden.container import wshd
+from warden.errors import WardenError
+
+
+def records(frame):
+    magic, version, flags, length = struct.unpack("<4sHHI", frame[:12])
+    assert (magic, version, flags, length) == (b"WSHq", 2, 2, len(frame) - 12)
+    out, off = [], 12
+    while off < len(frame):
+        rec_type, size = struct.unpack("<BI", frame[off:off + 5])
+        out.append((rec_type, frame[off + 5:off + 5 + size]))
+        off += 5 + size
+    return out
+
+
+def test_encoding():
+    frame = wshd.encode_request(42, user="vcap", env={"LANG": "C.UTF-8"}, rlimits={"nofile": 77, "as": -1},
+                                output_limit=1000, discard_output=True, work_dir="/tmp")
+    assert records(frame) == [
+        (1, b"/bin/bash"), (2, b"vcap"), (3, b"LANG=C.UTF-8"),
+        (4, struct.pack("<IQQ", 9, 77, 77)), (4, struct.pack("<IQQ", 0, 2**64 - 1, 2**64 - 1)),
+        (5, b"/tmp"), (6, b"42"), (7, struct.pack("<Q", 1000)), (8, b""),
+    ]
+    minimal = records(wshd.encode_request(1, user="root", env={}, rlimits={}, output_limit=0,
+                                          discard_output=False))
+    assert minimal == [(1, b"/bin/bash"), (2, b"root"), (6, b"1")]
+
+
+@pytest.mark.parametrize("kwargs", [{"rlimits": {"bogus": 1}}, {"env": {"A=B": "x"}}, {"user": "a\0b"}])
+def test_refused_before_sending(kwargs):
+    args = dict(user="vcap", env={}, rlimits={}, output_limit=0, discard_output=False)
+    args.update(kwargs)
+    with pytest.raises(WardenError) as info:
+        wshd.encode_request(1, **args)
+    assert info.value.message == "iomux-spawn failed"
+
+
+def answer(status, body, version=2):
+    return b"WSHr" + struct.pack("<HHI", version, status, len(body)) + body
+
+
+async def fake_wshd(tmp_path, reply):
+    path = str(tmp_path / "wshd.sock")
+    seen = []
+
+    async def handle(reader, writer):
+        header = await reader.readexactly(12)
+        seen.append(header + await reader.readexactly(struct.unpack("<I", header[8:])[0]))
+        if reply is not None:
+            writer.write(reply)
+            await writer.drain()
+            writer.close()
+        else:
+            await asyncio.sleep(5)
+
+    server = await asyncio.start_unix_server(handle, path)
+    return server, path, seen
+
+
+def spawn(path, timeout=10):
+    return wshd.spawn_job(path, 7, user="vcap", env={}, rlimits={}, output_limit=0, discard_output=False,
+                          timeout=timeout)
+
+
+def test_pid_and_errors(tmp_path):
+    async def main():
+        server, path, seen = await fake_wshd(tmp_path, answer(0, struct.pack("<II", 1234, 0)))
+        async with server:
+            assert await spawn(path) == 1234
+        assert records(seen[0])[-1] == (6, b"7")
+
+        server, path, _ = await fake_wshd(tmp_path, answer(1, b"wshd: job 7: open script: No such file"))
+        async with server:
+            with pytest.raises(WardenError) as info:
+                await spawn(path)
+        assert (info.value.message, info.value.data) == ("iomux-spawn failed", "wshd: job 7: open script: No such file")
+
+        old = b"wshd: bad request: unsupported protocol version 2 (this side speaks 1)"
+        server, path, _ = await fake_wshd(tmp_path, answer(1, old, version=1))
+        async with server:
+            with pytest.raises(wshd.JobModeUnsupported) as info:
+                await spawn(path)
+        assert info.value.message == "iomux-spawn failed"
+
+        server, path, _ = await fake_wshd(tmp_path, None)
+        async with server:
+            with pytest.raises(WardenError) as info:
+                await spawn(path, timeout=0.2)
+        assert "did not answer" in info.value.data
+
+        with pytest.raises(WardenError) as info:
+            await spawn(str(tmp_path / "absent.sock"))
+        assert info.value.data.startswith("connect ")
+    asyncio.run(main())
