@@ -11,15 +11,17 @@ if [[ $EUID -ne 0 ]]; then
 fi
 
 packages=(
-  build-essential        # the C helpers
+  build-essential                  # the C helpers
   python3 python3-venv python3-dev
-  rsync                  # CopyIn / CopyOut
-  iproute2 iptables      # container networking
-  debootstrap            # the container root filesystem
-  e2fsprogs              # per-container disk images
+  rsync                            # CopyIn / CopyOut
+  iproute2 iptables                # container networking (ip, tc, iptables-restore)
+  btrfs-progs                      # disk limits: the qgroup pool for writable layers
+  quota                            # setquota, for hosts with per-uid quotas
+  debootstrap                      # the container root filesystem
   util-linux procps psmisc
-  shellcheck             # linting the scripts in the test suite
-  netcat-openbsd
+  shellcheck                       # linting the scripts in the test suite
+  netcat-openbsd iputils-ping      # network tests
+  crun runc                        # peers measured by `invoke bench`
 )
 
 echo "==> installing Debian packages"
