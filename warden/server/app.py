@@ -81,7 +81,9 @@ class Server:
         try:
             self._health = await asyncio.start_server(_health_check, "127.0.0.1", port)
         except OSError as exc:
-            raise StartupError(f"health_check_server.port: cannot listen on 127.0.0.1:{port}: {exc.strerror}") from None
+            # The API matters more than the health check: serve without it.
+            log.error("health check disabled", extra={"data": {
+                "reason": f"health_check_server.port: cannot listen on 127.0.0.1:{port}: {exc.strerror}"}})
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
