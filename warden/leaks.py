@@ -81,9 +81,18 @@ def interfaces() -> frozenset[str]:
 
 
 def cgroups() -> frozenset[str]:
-    found = set()
-    for pattern in ("*/warden/instance-*", "*/warden/instance-*/*"):
-        found.update(str(p) for p in CGROUP_ROOT.glob(pattern) if p.is_dir())
+    found: set[str] = set()
+    try:
+        subsystems = [p for p in CGROUP_ROOT.iterdir() if (p / "warden").is_dir()]
+    except OSError:
+        return frozenset()
+    for subsystem in subsystems:
+        try:
+            for group in (subsystem / "warden").iterdir():
+                if group.name.startswith("instance-") and group.is_dir():
+                    found.add(str(group))
+        except OSError:
+            continue  # removed while we looked: nothing left there
     return frozenset(found)
 
 

@@ -31,7 +31,7 @@ if [[ $# -ne 1 ]]; then
 fi
 depot=$(realpath -m -- "$1")
 here=$(cd "$(dirname -- "$0")" && pwd)
-# common.sh reads ./etc/config: make sure there is none.
+# common.sh reads ./etc/config only in a container dir: / is not one.
 cd /
 
 status=0
@@ -74,9 +74,10 @@ done
 
 # still_running ID: does any process live in the instance's cgroups?
 still_running() {
-  local procs
+  local procs pid
   for procs in "$cgroup_root"/*/warden/instance-"$1"/cgroup.procs; do
-    if [[ -s $procs ]]; then
+    # cgroup files report size 0: read them.
+    if read -r pid <"$procs" 2>/dev/null && [[ -n $pid ]]; then
       return 0
     fi
   done

@@ -40,7 +40,7 @@ shopt -s nullglob
 [[ -n "${DEBUG:-}" ]] && set -x
 
 here=$(cd "$(dirname -- "$0")" && pwd)
-# common.sh reads ./etc/config: make sure there is none.
+# common.sh reads ./etc/config only in a container dir: / is not one.
 cd /
 # shellcheck source=skeleton/lib/common.sh
 source "$here/skeleton/lib/common.sh"

@@ -118,3 +118,26 @@ def test_stop_keeps_the_filesystem_and_destroy_removes_everything(wire):
 
 def test_shm_is_writable(wire, container):
     assert run(wire, container, "dd if=/dev/zero of=/dev/shm/x bs=1M count=8 2>/dev/null && echo ok")["stdout"] == b"ok\n"
+
+
+def test_bind_mount_targets_resolve_inside_the_container(wire, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "hello").write_text("hi\n")
+    marker = "wt-bind-target-check"
+    handle = wire.call("Create", bind_mounts=[
+        {"src_path": str(src), "dst_path": f"/var/run/{marker}", "mode": "RO"},
+    ])["handle"]
+    try:
+        # /var/run is a symlink to /run in the rootfs: it must resolve in the container.
+        assert run(wire, handle, f"cat /run/{marker}/hello")["stdout"] == b"hi\n"
+        assert not Path("/run", marker).exists()
+    finally:
+        wire.call("Destroy", handle=handle)
+
+
+@pytest.mark.parametrize("dst", ["relative/path", "/a/../../etc", "/"])
+def test_bind_mount_targets_must_be_absolute_and_inside(wire, tmp_path, dst):
+    with pytest.raises(ServerError) as err:
+        wire.call("Create", bind_mounts=[{"src_path": str(tmp_path), "dst_path": dst, "mode": "RO"}])
+    assert err.value.message.startswith("invalid request: bind mount dst_path")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shlex
 import socket
 from pathlib import Path
@@ -146,6 +147,10 @@ class LinuxContainer(Container):
         for mount in request.get("bind_mounts") or []:
             if not Path(mount["src_path"]).exists():
                 raise WardenError(f"Source path for bind mount does not exist: {mount['src_path']}")
+            dst = mount["dst_path"]
+            if not dst.startswith("/") or ".." in dst.split("/") or dst.rstrip("/") == "":
+                raise WardenError(f"invalid request: bind mount dst_path must be an absolute path "
+                                  f"without '..' and not '/': {dst!r}")
         self.res.bind_mounts = [dict(m) for m in request.get("bind_mounts") or []]
         if self.ctx.config.server.disk_quota_enabled:
             await scripts.run(["setquota", "-u", str(self.res.uid), "0", "0", "0", "0",
@@ -155,21 +160,25 @@ class LinuxContainer(Container):
         await self._sh("start.sh")
 
     def _write_bind_mounts(self) -> None:
-        """Bind mounts are made by wshd's before-pivot hook, in the container's own
-        mount namespace only, so the host never sees them."""
+        """Bind mounts are made by wshd's after-pivot hook, in the container's own
+        mount namespace only, so the host never sees them. After pivot_root the
+        target resolves inside the container (its symlinks, e.g. /var/run -> /run,
+        stay in it) and the host's source is reached through the old root at /mnt."""
         if not self.res.bind_mounts:
             return
         lines = ["", "# bind mounts requested by Create"]
         for mount in self.res.bind_mounts:
-            target = "mnt/" + mount["dst_path"].lstrip("/")
             mode = "ro" if mount["mode"] == "RO" else "rw"
-            src, dst = shlex.quote(mount["src_path"]), shlex.quote(target)
+            src = shlex.quote("/mnt" + os.path.realpath(mount["src_path"]))
+            dst = shlex.quote(mount["dst_path"])
+            test = "-d" if os.path.isdir(mount["src_path"]) else "-e"
+            make = f"mkdir -p {dst}" if test == "-d" else f"mkdir -p \"$(dirname {dst})\" && touch {dst}"
             lines += [
-                f"mkdir -p {dst}",
+                f"[[ {test} {dst} ]] || {{ {make}; }}",
                 f"mount --bind {src} {dst}",
                 f"mount -o remount,bind,{mode} {dst}",
             ]
-        hook = self.path / "lib" / "hook-child-before-pivot.sh"
+        hook = self.path / "lib" / "hook-child-after-pivot.sh"
         with open(hook, "a") as f:
             f.write("\n".join(lines) + "\n")
 

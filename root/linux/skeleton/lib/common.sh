@@ -2,10 +2,11 @@
 # Shared definitions for the container scripts and hooks.
 #
 # Sourced with the container dir as cwd (every script cd's there first).
-# Loads etc/config (written by setup.sh) when it exists; values already in
-# the environment are overridden by it.
+# Loads etc/config (written by setup.sh) when the cwd is a container dir;
+# values already in the environment are overridden by it. (The root scripts
+# source this from /, where a host /etc/config must never be read.)
 
-if [[ -f etc/config ]]; then
+if [[ -f etc/config && -f lib/common.sh ]]; then
   # shellcheck source=/dev/null
   source etc/config
 fi

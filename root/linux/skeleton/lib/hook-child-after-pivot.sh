@@ -2,7 +2,9 @@
 # wshd hook 4: in the container, after pivot_root. Runs from the old root
 # (/mnt/<container dir>/lib/...) but every program comes from the container's
 # root filesystem. Mounts /proc, /dev/pts and /dev/shm (lib/container.fstab),
-# sets the hostname and configures the container's network.
+# sets the hostname and configures the container's network. The server
+# appends the container's bind mounts at the end: the host's files are still
+# reachable under /mnt here, until wshd detaches the old root.
 set -euo pipefail
 [[ -n "${DEBUG:-}" ]] && set -x
 if [[ $0 == */* ]]; then cd "${0%/*}/.."; else cd ..; fi
