@@ -84,6 +84,12 @@ still_running() {
   return 1
 }
 
+# Container chains (warden-i-<id>, not the -log companions).
+while read -r chain _; do
+  chain=${chain#:warden-i-}
+  [[ $chain == *-log ]] || leftover[$chain]=1
+done < <(iptables-save 2>/dev/null | grep '^:warden-i-' || true)
+
 for id in "${!leftover[@]}"; do
   if [[ -n ${alive[$id]:-} ]]; then
     continue
@@ -93,6 +99,9 @@ for id in "${!leftover[@]}"; do
   fi
   echo "Removing leftovers of $id"
   destroy_kernel_objects || status=1
+  if [[ -x $here/skeleton/net.sh ]]; then
+    id=$id "$here/skeleton/net.sh" teardown || status=1
+  fi
 done
 
 # Writable layers in the disk pool whose container is gone.
