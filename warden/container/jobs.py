@@ -188,13 +188,16 @@ class Job:
     # ---- reading -----------------------------------------------------------------
 
     async def follow(self, f: BinaryIO) -> AsyncIterator[tuple[str, bytes]]:
-        """Every record from the first, live, until the job has finished."""
+        """Every record from the first, live, until the job has finished.
+
+        Adjacent records of the same stream are merged (up to READ_SIZE), so a
+        chatty job costs few frames; memory stays bounded by READ_SIZE."""
         parser = RecordParser()
         notifier = await Notifier.connect(self.dir / "notify.sock")
         try:
             while True:
-                for record in parser.feed(f.read()):
-                    yield record
+                for chunk in _merged(parser, f):
+                    yield chunk
                 if notifier is not None:
                     if not await notifier.wait():
                         notifier.close()
@@ -202,12 +205,29 @@ class Job:
                 elif self.running:
                     await self.wait()
                 else:
-                    for record in parser.feed(f.read()):
-                        yield record
+                    for chunk in _merged(parser, f):
+                        yield chunk
                     return
         finally:
             if notifier is not None:
                 notifier.close()
+
+
+READ_SIZE = 1 << 20
+
+
+def _merged(parser: RecordParser, f: BinaryIO):
+    """What the file holds now, read in bounded pieces, same-stream runs joined."""
+    while data := f.read(READ_SIZE):
+        name, parts = None, []
+        for record_name, record in parser.feed(data):
+            if record_name != name and parts:
+                yield name, b"".join(parts)
+                parts = []
+            name = record_name
+            parts.append(record)
+        if parts:
+            yield name, b"".join(parts)
 
 
 class JobIds:
