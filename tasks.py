@@ -6,6 +6,7 @@ file (default `config/linux.yml`), the same file the server reads.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -102,5 +103,18 @@ def test(c, k=None, verbose=False):
     c.run(f"{sys.executable} -m pytest {' '.join(args)}", pty=False)
 
 
-ns = Collection(build, rootfs, setup, test)
+@task(help={"json": "also write the results as JSON to this file",
+            "quick": "fewer iterations and smaller sizes (about 2 minutes)"})
+def bench(c, json=None, quick=False):
+    """Benchmark warden against crun/runc, a kernel-only reference and a pipe (needs root)."""
+    args = []
+    if json:
+        args += ["--json", shlex.quote(str(Path(json).resolve()))]
+    if quick:
+        args.append("--quick")
+    with c.cd(str(ROOT)):
+        c.run(f"{sys.executable} -m bench {' '.join(args)}", pty=False)
+
+
+ns = Collection(build, rootfs, setup, test, bench)
 ns.add_collection(Collection("warden", start, clear))
