@@ -444,7 +444,7 @@ def test_destroy_releases_resources_and_unregisters(fp, make_ctx):
         assert len(ctx.networks) == 1 and len(ctx.uids) == 1
         assert c.res.subnet is None and c.res.uid is None
         assert not (c.path / SNAPSHOT).exists()
-        assert fp.call_count([stop_sh(c)]) == 1  # a graceful stop first
+        assert fp.call_count([stop_sh(c)]) == 0  # no job runs: nothing to stop gracefully
         assert c.obituary is not None and c.obituary["state"] == "active"
         assert await c.info_or_obituary() is c.obituary
         await c.destroy()  # already destroyed: no script runs
@@ -496,7 +496,7 @@ def test_failing_destroy_keeps_the_container_and_a_retry_works(fp, make_ctx):
         assert c.state == "destroyed"
         assert ctx.registry == {}
         assert len(ctx.networks) == 1 and len(ctx.uids) == 1
-        assert fp.call_count([stop_sh(c)]) == 1
+        assert fp.call_count([stop_sh(c)]) == 0  # no job ran: nothing to stop
 
     asyncio.run(main())
 
@@ -752,10 +752,12 @@ def test_spawn_writes_the_script_and_registers_the_job(fp, make_ctx):
         job_id = await c.spawn(request("Spawn", handle="h", script=b"echo \xff"))
         assert job_id >= 1
         assert (c.jobs_dir / str(job_id) / "script").read_bytes() == b"echo \xff"
-        assert json.loads((c.jobs_dir / str(job_id) / "meta.json").read_text()) == {"discard_output": False, "log_tag": None}
+        assert not (c.jobs_dir / str(job_id) / "meta.json").exists()  # defaults: no meta file
         assert c.job(job_id).id == job_id
         fp.register([spawn, fp.any()])
-        assert await c.spawn(request("Spawn", handle="h", script="true")) == job_id + 1
+        tagged = await c.spawn(request("Spawn", handle="h", script="true", discard_output=True, log_tag="t"))
+        assert tagged == job_id + 1
+        assert json.loads((c.jobs_dir / str(tagged) / "meta.json").read_text()) == {"discard_output": True, "log_tag": "t"}
 
     asyncio.run(main())
 

@@ -165,6 +165,10 @@ class Container:
             self.write_snapshot()
             await self.after_stop()
 
+    def has_processes(self) -> bool:
+        """Is anything running that a graceful stop should TERM first?"""
+        return any(job.running for job in self.jobs.values())
+
     async def _wait_jobs(self) -> None:
         running = [job.wait() for job in self.jobs.values() if job.running]
         if running:
@@ -175,14 +179,19 @@ class Container:
             if self.state == DESTROYED:
                 return
             try:
-                self.obituary = await self.info()
+                # Costs no process: Link/Stream answers that outlive the container use it.
+                self.obituary = await self.info(live=False)
             except Exception:  # noqa: BLE001 - best effort, as upstream
                 self.obituary = None
-            if self.state == ACTIVE:
+            if self.state == ACTIVE and self.has_processes():
+                # Jobs get their graceful TERM first, as on Stop.
                 try:
                     await self._stop(kill=False)
                 except WardenError as exc:
                     self.log.warning("stop before destroy failed", extra={"data": {"error": exc.message}})
+            elif self.state == ACTIVE:
+                self.state = STOPPED  # nothing to stop: no script to run
+                await self.after_stop()
             self.delete_snapshot()
             try:
                 await self.do_destroy()
@@ -346,10 +355,13 @@ class Container:
         return job
 
     def forget_job(self, job_id: int) -> None:
-        """A job whose result reached a client is gone for good (`no such job`)."""
+        """A job whose result reached a client is gone for good (`no such job`).
+
+        The directory is renamed at once (recovery ignores it from then on) and
+        removed off the request path."""
         job = self.jobs.pop(job_id, None)
-        if job is not None:
-            job.remove()
+        if job is not None and job.retire():
+            self.ctx.spawn_background(asyncio.to_thread(job.remove))
 
     async def link(self, job_id: int) -> dict[str, Any]:
         job = self.job(job_id)

@@ -129,8 +129,10 @@ class Job:
         return self.dir / "output"
 
     def write_meta(self) -> None:
-        meta = {"discard_output": self.discard_output, "log_tag": self.log_tag}
-        (self.dir / "meta.json").write_text(json.dumps(meta))
+        """Only what differs from the defaults (the common job has no meta file)."""
+        if self.discard_output or self.log_tag is not None:
+            meta = {"discard_output": self.discard_output, "log_tag": self.log_tag}
+            (self.dir / "meta.json").write_text(json.dumps(meta))
 
     @classmethod
     def load(cls, job_id: int, directory: Path) -> Job:
@@ -146,6 +148,16 @@ class Job:
             return open(self.output_path, "rb")
         except FileNotFoundError:
             return None
+
+    def retire(self) -> bool:
+        """Rename the directory out of the way of recovery; False if it is gone."""
+        retired = self.dir.with_name(f".gone-{self.id}")
+        try:
+            os.rename(self.dir, retired)
+        except OSError:
+            return False
+        self.dir = retired
+        return True
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -189,13 +189,17 @@ class LinuxContainer(Container):
         self._stop_oom_watcher()
 
     async def do_destroy(self) -> None:
+        # destroy.sh kills wshd, PID 1 of the container: every process goes with it.
         self._stop_oom_watcher()
-        if (self.path / "stop.sh").exists():
-            try:
-                await self._sh("stop.sh", "-w", "0")
-            except WardenError:
-                pass
         await scripts.run([str(self.ctx.root_path / "destroy.sh"), str(self.path)])
+
+    def has_processes(self) -> bool:
+        """Anything in the container besides wshd (jobs, or what they left running)?"""
+        try:
+            with open(self.cgroup("cpu") / "cgroup.procs") as f:
+                return len(f.read().split()) > 1
+        except OSError:
+            return super().has_processes()
 
     # ---- jobs ---------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,9 @@ def _adopt_jobs(ctx: Context, container: Container) -> None:
     if not jobs_dir.is_dir():
         return
     for entry in sorted(jobs_dir.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(".gone-"):
+            shutil.rmtree(entry, ignore_errors=True)  # linked before the restart
+            continue
         if not entry.name.isdigit():
             continue
         job_id = int(entry.name)
