@@ -27,6 +27,7 @@ def test_linux_restart_keeps_containers_jobs_rules_and_limits(make_linux_server,
         memory = wire.call("LimitMemory", handle=active, limit_in_bytes=256 * 1024 * 1024)["limit_in_bytes"]
         shares = wire.call("LimitCpu", handle=active, limit_in_shares=512)["limit_in_shares"]
         wire.call("LimitBandwidth", handle=active, rate=2000000, burst=20000)
+        wire.call("LimitDisk", handle=active, byte_limit=300 * 1024 * 1024)
         finished = wire.call("Spawn", handle=active, script="echo done; exit 3")["job_id"]
         wait_for(lambda: finished not in wire.call("Info", handle=active)["job_ids"], what="job end")
         printing = wire.call("Spawn", handle=active, script=PRINTER)["job_id"]
@@ -58,6 +59,11 @@ def test_linux_restart_keeps_containers_jobs_rules_and_limits(make_linux_server,
         assert (done["exit_status"], done["stdout"]) == (3, b"done\n")
         assert wire.call("Run", handle=active, script="echo alive")["stdout"] == b"alive\n"
         assert wire.call("NetIn", handle=active)["host_port"] == forward["host_port"] + 1
+        assert wire.call("LimitDisk", handle=active)["byte_limit"] == 300 * 1024 * 1024
+        # The OOM watcher is armed again: going over the limit stops the container.
+        wire.call("Run", handle=active, script="perl -e '$x = \"x\" x (512 * 1024 * 1024)'")
+        wait_for(lambda: wire.call("Info", handle=active)["state"] == "stopped", what="OOM stop")
+        assert "out of memory" in wire.call("Info", handle=active)["events"]
 
 
 def test_a_container_whose_init_died_is_destroyed_at_start(make_linux_server):
