@@ -255,8 +255,10 @@ class Lab:
 
     def global_net(self, verb: str = "setup", *, pool=POOL, allow_networks="", allow_host_access="false",
                    check=True):
-        env = {"POOL_NETWORK": pool, "ALLOW_NETWORKS": allow_networks,
-               "ALLOW_HOST_ACCESS": allow_host_access}
+        # pool=None: no POOL_NETWORK, i.e. `teardown` removes every pool's rules.
+        env = {"ALLOW_NETWORKS": allow_networks, "ALLOW_HOST_ACCESS": allow_host_access}
+        if pool is not None:
+            env["POOL_NETWORK"] = pool
         return self.host.exec(GLOBAL_NET, verb, env=env, check=check)
 
     def iptables_save(self) -> str:

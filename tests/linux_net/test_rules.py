@@ -125,14 +125,31 @@ def test_global_teardown_removes_every_warden_rule(make_lab):
         c.net("in", HOST_PORT=6100, CONTAINER_PORT=7000)
         c.out(NETWORK="10.254.251.2", LOG="true")
     assert len(lab.warden_lines()) > 20
-    lab.global_net("teardown")
+    lab.global_net("teardown", pool=None)
     assert lab.warden_lines() == []
     # Rules that are not ours stay.
     assert chain_rules(lab, "FORWARD") == ["-A FORWARD -i wtn-out0 -j ACCEPT"]
-    lab.global_net("teardown")
+    lab.global_net("teardown", pool=None)
     # The containers' own teardown is fine with nothing left.
     for c in lab.containers:
         c.net("teardown")
+    assert lab.warden_lines() == []
+
+
+def test_pool_teardown_keeps_other_pools_and_containers(make_lab):
+    lab = make_lab(1)
+    lab.global_net()
+    lab.global_net(pool="10.254.249.0/24")
+    c = lab.containers[0]
+    c.net("setup")
+    lab.global_net("teardown", pool="10.254.249.0/24")
+    rules = lab.iptables_save()
+    assert "10.254.249.0/24" not in rules
+    assert f"warden-i-{c.id}" in rules and "warden-forward" in rules
+    lab.global_net("teardown")  # the last pool, but a container still has chains
+    assert f"warden-i-{c.id}" in lab.iptables_save()
+    c.net("teardown")
+    lab.global_net("teardown")  # nothing uses the shared chains any more
     assert lab.warden_lines() == []
 
 

@@ -27,7 +27,7 @@ t() {
 }
 export POOL_NETWORK ALLOW_NETWORKS=10.254.251.2 ALLOW_HOST_ACCESS=false
 for _ in $(seq "$ROUNDS"); do
-  "$global" teardown
+  env -u POOL_NETWORK "$global" teardown
   t "global setup (fresh)" "$global" setup
   t "global setup (again, no-op)" "$global" setup
   for other in "$@"; do
@@ -44,7 +44,7 @@ for _ in $(seq "$ROUNDS"); do
   t "net_rate.sh" env RATE=8000000 BURST=10000 "$dir/net_rate.sh"
   t "get_ingress_info" "$dir/net.sh" get_ingress_info
 done
-"$global" teardown
+env -u POOL_NETWORK "$global" teardown
 """
 
 

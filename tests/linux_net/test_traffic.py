@@ -30,7 +30,7 @@ def lab(request):
     try:
         for c in lab.containers:
             c.net("teardown")
-        lab.global_net("teardown")
+        lab.global_net("teardown", pool=None)
         assert lab.warden_lines() == []
     finally:
         lab.cleanup()
