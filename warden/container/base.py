@@ -358,10 +358,10 @@ class Container:
         """A job whose result reached a client is gone for good (`no such job`).
 
         The directory is renamed at once (recovery ignores it from then on) and
-        removed off the request path."""
+        removed once the answer is on its way."""
         job = self.jobs.pop(job_id, None)
         if job is not None and job.retire():
-            self.ctx.spawn_background(asyncio.to_thread(job.remove))
+            asyncio.get_running_loop().call_soon(job.remove)
 
     async def link(self, job_id: int) -> dict[str, Any]:
         job = self.job(job_id)

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,31 +84,33 @@ def read_output(f: BinaryIO) -> Output:
 
 
 class Notifier:
-    """A connection to the holder's `notify.sock`; None-like once the job is over."""
+    """A connection to the holder's `notify.sock`. A bare non-blocking socket:
+    every job opens one or more, and asyncio streams cost more than the wait."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
 
     @classmethod
     async def connect(cls, path: Path) -> Notifier | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
-            reader, writer = await asyncio.open_unix_connection(str(path))
+            await asyncio.get_running_loop().sock_connect(sock, str(path))
         except OSError:
+            sock.close()
             return None  # gone (finished) or refused (the holder died)
-        return cls(reader, writer)
+        return cls(sock)
 
     async def wait(self) -> bool:
         """Wait for news; False once the holder has closed (the job is over).
 
         The holder may reset rather than close connections as it exits."""
         try:
-            return bool(await self._reader.read(65536))
+            return bool(await asyncio.get_running_loop().sock_recv(self._sock, 65536))
         except OSError:
             return False
 
     def close(self) -> None:
-        self._writer.close()
+        self._sock.close()
 
 
 class Job:
@@ -160,7 +163,13 @@ class Job:
         return True
 
     def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """A handful of files: unlinked directly, rmtree only for surprises."""
+        try:
+            for name in os.listdir(self.dir):
+                os.unlink(os.path.join(self.dir, name))
+            os.rmdir(self.dir)
+        except OSError:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # ---- completion --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ a request frame with the WSH_FLAG_JOB flag and typed records.
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from typing import Sequence
 
@@ -106,25 +107,37 @@ def decode_response(header: bytes, body: bytes) -> int:
     raise WardenError(FAILED, message)
 
 
+async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await loop.sock_recv(sock, size - len(data))
+        if not chunk:
+            raise WardenError(FAILED, "wshd closed the connection without an answer")
+        data += chunk
+    return data
+
+
 async def _exchange(socket_path: str, request: bytes) -> int:
+    """One request, one answer. A bare non-blocking socket: this is on every
+    Spawn's path, and asyncio's stream machinery costs more than the exchange."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
-        reader, writer = await asyncio.open_unix_connection(socket_path)
-    except OSError as exc:
-        raise WardenError(FAILED, f"connect {socket_path}: {exc.strerror or exc}") from None
-    try:
-        writer.write(request)
-        await writer.drain()
-        header = await reader.readexactly(HEADER.size)
-        magic, version, _, length = HEADER.unpack(header)
-        if magic != RESPONSE_MAGIC or not MIN_VERSION <= version <= VERSION or length > MAX_RESPONSE_BODY:
-            raise WardenError(FAILED, f"wshd: malformed answer header {header!r}")
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise WardenError(FAILED, "wshd closed the connection without an answer") from None
-    except OSError as exc:
-        raise WardenError(FAILED, f"talking to wshd: {exc.strerror or exc}") from None
+        try:
+            await loop.sock_connect(sock, socket_path)
+        except OSError as exc:
+            raise WardenError(FAILED, f"connect {socket_path}: {exc.strerror or exc}") from None
+        try:
+            await loop.sock_sendall(sock, request)
+            header = await _recv_exactly(loop, sock, HEADER.size)
+            magic, version, _, length = HEADER.unpack(header)
+            if magic != RESPONSE_MAGIC or not MIN_VERSION <= version <= VERSION or length > MAX_RESPONSE_BODY:
+                raise WardenError(FAILED, f"wshd: malformed answer header {header!r}")
+            body = await _recv_exactly(loop, sock, length)
+        except OSError as exc:
+            raise WardenError(FAILED, f"talking to wshd: {exc.strerror or exc}") from None
     finally:
-        writer.close()
+        sock.close()
     return decode_response(header, body)
 
 
