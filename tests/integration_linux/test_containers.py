@@ -141,3 +141,24 @@ def test_bind_mount_targets_must_be_absolute_and_inside(wire, tmp_path, dst):
     with pytest.raises(ServerError) as err:
         wire.call("Create", bind_mounts=[{"src_path": str(tmp_path), "dst_path": dst, "mode": "RO"}])
     assert err.value.message.startswith("invalid request: bind mount dst_path")
+
+
+def test_log_tag_reaches_syslog_from_a_container(make_linux_server):
+    import socket
+    import tempfile
+
+    path = tempfile.mktemp(prefix="wt-syslog-", dir="/tmp")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(10)
+    try:
+        server = make_linux_server(server={"syslog_socket": path})
+        with server.connect() as wire:
+            handle = wire.call("Create")["handle"]
+            reply = wire.call("Run", handle=handle, log_tag="lx", script="echo out-line; echo err-line >&2; id -un")
+            assert reply["stdout"] == b"out-line\nvcap\n" and reply["stderr"] == b"err-line\n"
+        got = {sock.recv(4096) for _ in range(3)}
+        assert got == {b"<14>warden.lx: out-line", b"<11>warden.lx: err-line", b"<14>warden.lx: vcap"}
+    finally:
+        sock.close()
+        os.unlink(path)

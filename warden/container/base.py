@@ -398,6 +398,19 @@ class Container:
     def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
         raise NotImplementedByBackend()
 
+    def iomux_spawn_argv(self, job: Job, *options: str) -> list[str]:
+        """`iomux-spawn` with the job's stdin, output handling and syslog copy; the
+        backend adds its own options, then `JOBDIR -- COMMAND`."""
+        server = self.ctx.config.server
+        argv = [str(self.path / "bin" / "iomux-spawn"), "-i", str(job.dir / "script"), *options]
+        if job.discard_output:
+            argv.append("-d")
+        else:
+            argv += ["-l", str(server.job_output_limit)]
+        if job.log_tag is not None:
+            argv += ["-t", f"warden.{job.log_tag}", "-s", server.syslog_socket or "/dev/log"]
+        return argv
+
     def job_env(self, request: dict[str, Any]) -> dict[str, str]:
         return {}
 

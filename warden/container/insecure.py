@@ -58,14 +58,7 @@ class InsecureContainer(Container):
         await scripts.run([self.script("destroy.sh"), str(self.path)])
 
     def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
-        server = self.ctx.config.server
-        argv = [str(self.path / "bin" / "iomux-spawn"), "-i", str(job.dir / "script"), "-C", str(self.root)]
-        if job.discard_output:
-            argv.append("-d")
-        else:
-            argv += ["-l", str(server.job_output_limit)]
-        if job.log_tag is not None:
-            argv += ["-t", f"warden.{job.log_tag}", "-s", server.syslog_socket or "/dev/log"]
+        argv = self.iomux_spawn_argv(job, "-C", str(self.root))
         for name, value in sorted(self.rlimits_for(request.get("rlimits")).items()):
             argv += ["-r", f"{name}={value}"]
         return argv + [str(job.dir), "--", "/bin/bash"]

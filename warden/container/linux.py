@@ -223,17 +223,11 @@ class LinuxContainer(Container):
         await super().start_job(job, request)
 
     def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
-        server = self.ctx.config.server
-        argv = [str(self.path / "bin" / "iomux-spawn"), "-i", str(job.dir / "script")]
-        if job.discard_output:
-            argv.append("-d")
-        else:
-            argv += ["-l", str(server.job_output_limit)]
-        if job.log_tag is not None:
-            argv += ["-t", f"warden.{job.log_tag}", "-s", server.syslog_socket or "/dev/log"]
+        """The iomux path (log_tag jobs): iomux-spawn holds wsh, which runs the job."""
         user = "root" if request.get("privileged") else "vcap"
-        return argv + [str(job.dir), "--", str(self.path / "bin" / "wsh"),
-                       "--socket", str(self.path / "run" / "wshd.sock"), "--user", user, "/bin/bash"]
+        return self.iomux_spawn_argv(job) + [str(job.dir), "--", str(self.path / "bin" / "wsh"),
+                                             "--socket", str(self.path / "run" / "wshd.sock"),
+                                             "--user", user, "/bin/bash"]
 
     def job_env(self, request: dict[str, Any]) -> dict[str, str]:
         env = {"LANG": job_lang(), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
