@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Destroy every container in a depot (in parallel), then remove what is left
 # in the kernel of containers whose dir is gone: warden instance cgroups,
 # w-<id>-* interfaces and writable layers in the disk pool. When no container

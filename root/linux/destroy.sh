@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Destroy a container: its processes, cgroups and interfaces (skeleton
 # destroy.sh), then its dir. Idempotent: a missing dir is fine.
 #

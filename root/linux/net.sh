@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Global iptables rules for warden's containers.
 #
 #   net.sh setup     run at every server start. Env:

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Prepare the host for warden's Linux containers. The server runs it at every
 # start; running it again changes nothing.
 #

@@ -19,6 +19,9 @@ int run_hook(const char *dir, const char *name, char *err, size_t errlen)
 		return -1;
 	}
 	if (access(path, X_OK) < 0) {
+		/* No such file: nothing to do at this step (saves a process). */
+		if (errno == ENOENT)
+			return 0;
 		snprintf(err, errlen, "hook %s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -6,9 +6,10 @@
 
 /*
  * Run "<dir>/<name>" with no arguments and the current environment, and
- * wait for it. Its stdout and stderr are ours. Success means exit status 0;
- * any other exit status, death by a signal, or a failure to start it is a
- * failure, described in err. Returns 0 or -1.
+ * wait for it. Its stdout and stderr are ours. Success means exit status 0,
+ * or no such file (a hook that does not exist is skipped); any other exit
+ * status, death by a signal, or a failure to start it (e.g. not executable)
+ * is a failure, described in err. Returns 0 or -1.
  */
 int run_hook(const char *dir, const char *name, char *err, size_t errlen);
 

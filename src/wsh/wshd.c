@@ -27,6 +27,7 @@
  *   6. re-exec from the in-memory copy ("--serve LISTEN_FD READY_FD JOBS_FD
  *      HOST_PID"), so nothing else of the host's filesystem stays referenced;
  *   7. setsid, set the title, report ready, serve forever (server.c).
+ * A hook whose file does not exist is skipped (hooks.c).
  */
 #include <errno.h>
 #include <fcntl.h>

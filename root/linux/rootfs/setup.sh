@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Build the Debian root filesystem that every Linux container uses as its
 # read-only lower layer.
 #

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Tear the container down: kill wshd (PID 1 of the container's pid namespace,
 # so everything in it dies), wait for the cgroups to empty, delete the
 # interfaces and the cgroups, and delete the writable layer's subvolume when
@@ -17,16 +17,29 @@ if [[ -z $id ]]; then
   exit 0
 fi
 
-# --- network filter rules (iptables): net.sh is added by a later step --------
-# A failure here must not keep the rest from being torn down.
-net_status=0
+# The iptables teardown and the rest are independent, and both wait on the
+# kernel (RCU grace periods), so they run at the same time. A failure of
+# the iptables teardown must not keep the rest from being torn down.
+net_pid=
 if [[ -x ./net.sh ]]; then
-  ./net.sh teardown || net_status=$?
+  ./net.sh teardown &
+  net_pid=$!
 fi
 
-destroy_kernel_objects
-rm -f run/wshd.pid
-# Nothing of the container runs any more: its writable layer can go (a
-# subvolume of the disk pool; a plain tmp/ goes with the container dir).
-writable_layer_remove
+status=0
+if destroy_kernel_objects; then
+  rm -f run/wshd.pid
+  # Nothing of the container runs any more: its writable layer can go (a
+  # subvolume of the disk pool; a plain tmp/ goes with the container dir).
+  writable_layer_remove || status=$?
+else
+  status=1
+fi
+net_status=0
+if [[ -n $net_pid ]]; then
+  wait "$net_pid" || net_status=$?
+fi
+if ((status != 0)); then
+  exit "$status"
+fi
 exit "$net_status"

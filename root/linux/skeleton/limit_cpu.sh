@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Set or read the container's CPU weight: cpu.shares of its cgroup v1 cpu
 # group <cgroup root>/cpu/warden/instance-<id>.
 #

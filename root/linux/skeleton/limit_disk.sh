@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Set or read the container's disk limits, and report its disk usage.
 #
 # Env (each optional; empty or unset = leave that limit as it is):

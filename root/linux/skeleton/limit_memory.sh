@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Set or read the container's memory limit (cgroup v1 memory group
 # <cgroup root>/memory/warden/instance-<id>).
 #

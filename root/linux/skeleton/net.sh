@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # The container's network rules (iptables) and its bandwidth report (tc).
 # Runs in the container dir and reads etc/config (id, network_container_ip).
 # root/linux/net.sh setup must have created the global chains.

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Limit the container's bandwidth, both ways, to RATE bits/s with bursts of
 # BURST bytes (env). Replaces any earlier limit; safe to re-run.
 #

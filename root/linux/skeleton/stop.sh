@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # Stop every process in the container except wshd: SIGTERM, then SIGKILL
 # once the grace period is over. Returns as soon as only wshd is left.
 #

@@ -143,7 +143,11 @@ writable_layer_in_pool() {
 # the depot): the pool's subvolume if the pool is mounted, else tmp.
 writable_layer_choose() {
   local depot
-  depot=$(cd .. && pwd -P)
+  # The depot's physical path (as /proc/self/mounts has it), without a
+  # subshell.
+  cd -P .. || return
+  depot=$PWD
+  cd "$OLDPWD" || return
   if is_mounted "$depot/$disk_pool_name" btrfs; then
     writable_layer_dir=$depot/$disk_pool_name/$id
   else
@@ -172,17 +176,24 @@ writable_layer_remove() {
 }
 
 # pool_subvolume_delete DIR: delete the pool subvolume DIR and its qgroup.
-# Idempotent.
+# Idempotent. Statuses are checked explicitly (callers may run it after
+# "||", where set -e does not apply).
 pool_subvolume_delete() {
-  local subvol_id
+  local subvol_id release major minor
   if [[ ! -d $1 ]]; then
     return 0
   fi
-  subvol_id=$(btrfs inspect-internal rootid "$1")
-  btrfs subvolume delete "$1" >/dev/null
-  # Recent kernels (6.8 and later) drop the qgroup of a deleted subvolume
-  # by themselves once its data is freed, and until then refuse to destroy
-  # it (EBUSY); older ones keep a stale qgroup unless it is destroyed here.
+  # Kernels 6.8 and later drop the qgroup of a deleted subvolume by
+  # themselves once its data is freed, and until then refuse to destroy it
+  # (EBUSY). Older ones keep a stale qgroup unless it is destroyed here.
+  read -r release </proc/sys/kernel/osrelease
+  IFS=. read -r major minor _ <<<"$release"
+  if ((major > 6 || (major == 6 && ${minor%%[!0-9]*} >= 8))); then
+    btrfs subvolume delete "$1" >/dev/null || return
+    return 0
+  fi
+  subvol_id=$(btrfs inspect-internal rootid "$1") || return
+  btrfs subvolume delete "$1" >/dev/null || return
   btrfs qgroup destroy "0/$subvol_id" "${1%/*}" >/dev/null 2>&1 || true
 }
 
@@ -334,9 +345,11 @@ remove_interfaces() {
 }
 
 # Everything the kernel holds for container $id: processes, interfaces,
-# cgroups. Idempotent; needs only $id.
+# cgroups. Idempotent; needs only $id. Returns 1 if anything is left. The
+# statuses are checked explicitly: callers run it as "... || status=1",
+# where set -e does not apply.
 destroy_kernel_objects() {
-  local ifaces=0
+  local ifaces status=0
   find_cgroup_subsystems
   read_container_pids
   if ((${#container_pid_list[@]} > 0)); then
@@ -346,10 +359,11 @@ destroy_kernel_objects() {
   # waiting for the processes to die.
   remove_interfaces &
   ifaces=$!
-  kill_container_processes || {
-    wait "$ifaces" || true
-    return 1
-  }
-  wait "$ifaces"
-  remove_cgroups
+  kill_container_processes || status=1
+  wait "$ifaces" || status=1
+  # A group that still holds processes cannot go.
+  if ((status == 0)); then
+    remove_cgroups || status=1
+  fi
+  return "$status"
 }

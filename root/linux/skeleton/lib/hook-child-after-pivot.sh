@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # wshd hook 4: in the container, after pivot_root. Runs from the old root
 # (/mnt/<container dir>/lib/...) but every program comes from the container's
 # root filesystem. Mounts /proc, /dev/pts and /dev/shm (lib/container.fstab),

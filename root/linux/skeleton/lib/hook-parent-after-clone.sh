@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # wshd hook 2: on the host, after the clone. Env PID = the container init's
 # pid (host view). Puts it into its cgroups, creates the network interfaces
 # (host end configured here, container end moved into its namespace) and
@@ -11,6 +11,23 @@ source lib/common.sh
 
 require_params id PID network_host_ip network_container_ip
 netmask_to_prefix "$network_netmask"
+
+# --- interfaces -----------------------------------------------------------------
+# w-<id>-0 (host, host_ip/prefix) <-> w-<id>-1 (moved into the container's
+# netns, configured by hook-child-after-pivot.sh); w-<id>-2 is an ifb for
+# shaping the container's egress (net_rate.sh). In the background: the
+# interfaces do not depend on the cgroups below, and both wait on the
+# kernel (the first move into a cgroup waits for an RCU grace period).
+ip -batch - <<EOF_IP &
+link add name w-$id-0 mtu $container_iface_mtu type veth peer name w-$id-1 mtu $container_iface_mtu netns $PID
+addr add $network_host_ip/$network_prefix broadcast + dev w-$id-0
+link set w-$id-0 up
+link add name w-$id-2 mtu $container_iface_mtu type ifb
+link set w-$id-2 up
+EOF_IP
+ip_pid=$!
+# Whatever fails below, never leave ip running behind this hook.
+trap 'wait' EXIT
 
 # --- cgroups: <subsystem>/warden/instance-<id> --------------------------------
 for s in "${cgroup_required_subsystems[@]}"; do
@@ -49,16 +66,6 @@ for s in "${cgroup_mounted[@]}"; do
   echo "$PID" >"$dir/cgroup.procs"
 done
 
-# --- interfaces -----------------------------------------------------------------
-# w-<id>-0 (host, host_ip/prefix) <-> w-<id>-1 (moved into the container's
-# netns, configured by hook-child-after-pivot.sh); w-<id>-2 is an ifb for
-# shaping the container's egress (net_rate.sh).
-ip -batch - <<EOF_IP
-link add name w-$id-0 mtu $container_iface_mtu type veth peer name w-$id-1 mtu $container_iface_mtu netns $PID
-addr add $network_host_ip/$network_prefix broadcast + dev w-$id-0
-link set w-$id-0 up
-link add name w-$id-2 mtu $container_iface_mtu type ifb
-link set w-$id-2 up
-EOF_IP
+wait "$ip_pid"
 
 echo "$PID" >run/wshd.pid

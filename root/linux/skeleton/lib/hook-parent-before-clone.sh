@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/bash
 # wshd hook 1: on the host, in wshd's own private mount namespace, before
 # the container's namespaces exist. Mounts the container's root filesystem
 # at mnt; the clone copies the mount into the container's mount namespace,
