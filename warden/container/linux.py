@@ -155,9 +155,13 @@ class LinuxContainer(Container):
         if self.ctx.config.server.disk_quota_enabled:
             await scripts.run(["setquota", "-u", str(self.res.uid), "0", "0", "0", "0",
                                mount_point(self.ctx.config.server.container_depot_path)])
-        await scripts.run([str(self.ctx.root_path / "create.sh"), str(self.path)], self.script_env())
-        self._write_bind_mounts()
-        await self._sh("start.sh")
+        env = self.script_env()
+        if not self.res.bind_mounts:
+            env["START"] = "1"  # create.sh starts the container too: one process fewer
+        await scripts.run([str(self.ctx.root_path / "create.sh"), str(self.path)], env)
+        if self.res.bind_mounts:
+            self._write_bind_mounts()
+            await self._sh("start.sh")
 
     def _write_bind_mounts(self) -> None:
         """Bind mounts are made by wshd's after-pivot hook, in the container's own
