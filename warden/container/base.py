@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, ClassVar
+from typing import Any, AsyncIterator, ClassVar
 
 from .. import scripts
 from ..errors import NotImplementedByBackend, StateError, WardenError
@@ -457,5 +457,3 @@ class Container:
     async def limit_cpu(self, shares: int | None) -> dict[str, Any]:
         raise NotImplementedByBackend()
 
-
-Factory = Callable[[Context, dict[str, Any]], Container]

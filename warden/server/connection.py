@@ -101,6 +101,12 @@ class Connection:
     # ---- requests -----------------------------------------------------------------
 
     async def _work(self) -> None:
+        try:
+            await self._work_loop()
+        except ConnectionError:
+            pass  # the client went away; nothing left to answer
+
+    async def _work_loop(self) -> None:
         while True:
             item = await self.queue.get()
             if item is _END or self.closing:
