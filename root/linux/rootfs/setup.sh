@@ -93,7 +93,9 @@ main() {
 
   local mirror=${ROOTFS_MIRROR:-}
   if [[ -z $mirror ]]; then
-    mirror=$(host_mirror "$suite" | head -n 1)
+    # head may exit before host_mirror has written everything (SIGPIPE):
+    # the first line is all we want.
+    mirror=$(host_mirror "$suite" | head -n 1 || true)
     mirror=${mirror:-$DEFAULT_MIRROR}
   fi
 
