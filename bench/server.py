@@ -183,7 +183,7 @@ class BenchServer:
         problems: list[str] = []
         if self.depot.exists():
             for entry in sorted(self.depot.iterdir()):
-                if entry.is_dir() and entry.name != "tmp" and not entry.name.startswith(".disk"):
+                if entry.is_dir() and entry.name != "tmp" and not entry.name.startswith((".disk", ".jobs")):
                     problems.append(f"container left in the depot: {entry.name}")
                     if (err := self._run([str(LINUX / "destroy.sh"), str(entry)])):
                         problems.append(err)
@@ -209,6 +209,13 @@ class BenchServer:
     def _remove_disk_pool(self) -> list[str]:
         """What root/linux/clear.sh does for an empty depot, for this depot only."""
         problems: list[str] = []
+        jobs = self.depot / ".jobs"  # the job directories' tmpfs
+        if _is_mounted(jobs) and (err := self._run(["umount", str(jobs)])):
+            problems.append(err)
+        try:
+            jobs.rmdir()
+        except OSError:
+            pass
         pool = self.depot / ".disk"
         image = self.depot / ".disk.img"
         if _is_mounted(pool):

@@ -119,6 +119,17 @@ if is_mounted "$pool" btrfs; then
   btrfs qgroup clear-stale "$pool" >/dev/null 2>&1 || true
 fi
 
+# Job directories on the depot's tmpfs whose container is gone.
+jobs_pool=$depot/$jobs_pool_name
+if is_mounted "$jobs_pool" tmpfs; then
+  for dir in "$jobs_pool"/*/; do
+    dir=${dir%/}
+    if [[ -z ${alive[${dir##*/}]:-} ]]; then
+      rm -rf --one-file-system -- "$dir" || status=1
+    fi
+  done
+fi
+
 # With no container left in the depot, the rest goes too: the disk pool
 # (mount, loop device, image), the warden parent cgroups (if no other depot
 # uses them) and the global iptables rules.
@@ -165,6 +176,13 @@ detach_image_loops() {
     "the processes still holding a copy of the pool's mount exit:" \
     "${holders[*]:-none found}" >&2
 }
+
+if is_mounted "$jobs_pool"; then
+  umount "$jobs_pool" || status=1
+fi
+if [[ -d $jobs_pool ]] && ! is_mounted "$jobs_pool"; then
+  rmdir "$jobs_pool" || status=1
+fi
 
 if is_mounted "$pool"; then
   echo "Unmounting the disk pool $pool"

@@ -181,9 +181,21 @@ setup_quota() {
   fi
 }
 
+# setup_jobs_pool: a tmpfs at <depot>/.jobs for the containers' job
+# directories (see jobs_pool_name in skeleton/lib/common.sh). Idempotent.
+setup_jobs_pool() {
+  local pool=$depot/$jobs_pool_name
+  if is_mounted "$pool" tmpfs; then
+    return 0
+  fi
+  [[ -d $pool ]] || mkdir "$pool"
+  mount -t tmpfs -o mode=0700,nosuid,nodev,noexec warden-jobs "$pool"
+}
+
 # Only one setup.sh at a time works on a depot.
 exec 9<"$depot"
 flock 9
+setup_jobs_pool
 if [[ $quota == true ]]; then
   setup_quota
 else

@@ -163,8 +163,9 @@ class Depot:
         assert self.leftovers(c) == []
 
     def leftovers(self, c):
-        """What of container c is in the kernel (the depot's pool is not c's)."""
-        return [x for x in leftovers(self.path, c.id) if x != f"mount {self.pool}"]
+        """What of container c is in the kernel (the depot's pools are not c's)."""
+        shared = {f"mount {self.pool}", f"mount {self.path / '.jobs'}"}
+        return [x for x in leftovers(self.path, c.id) if x not in shared]
 
     def cleanup(self, clear=True):
         """Everything gone, whatever state the tests left: returns what had

@@ -32,6 +32,7 @@ if destroy_kernel_objects; then
   # Nothing of the container runs any more: its writable layer can go (a
   # subvolume of the disk pool; a plain tmp/ goes with the container dir).
   writable_layer_remove || status=$?
+  jobs_dir_remove || status=$?
 else
   status=1
 fi

@@ -272,7 +272,7 @@ writable_layer_choose
 {
   printf '# written by setup.sh; sourced by lib/common.sh\n'
   for key in id network_netmask network_host_ip network_container_ip user_uid \
-    rootfs_path allow_nested_warden container_iface_mtu dns_servers writable_layer_dir; do
+    rootfs_path allow_nested_warden container_iface_mtu dns_servers writable_layer_dir jobs_dir; do
     printf '%s=%q\n' "$key" "${!key}"
   done
   printf 'network_host_iface=%q\n' "w-$id-0"
@@ -281,8 +281,9 @@ writable_layer_choose
 } >etc/config
 
 # 2. The writable layer: the subvolume (or tmp/) with the overlay's upper
-#    and work dirs.
+#    and work dirs; and where job directories go.
 writable_layer_prepare
+jobs_dir_prepare
 upper=$overlay_upper_dir
 [[ $upper == /* ]] || upper=$PWD/$upper
 

@@ -134,6 +134,16 @@ set_overlay_dirs
 # Where the container's root filesystem is assembled.
 rootfs_mount_dir=mnt
 
+# Job directories (<container>/jobs: each job's script, output and status)
+# live on a tmpfs at <depot>/.jobs when root setup.sh has mounted one there:
+# creating and removing a job's files is several times cheaper than on a
+# disk filesystem, and jobs only need to outlive the server, not a reboot
+# (the containers do not outlive one either). <container>/jobs is then a
+# symlink to <depot>/.jobs/<id>, recorded as jobs_dir in etc/config;
+# without the tmpfs it is a plain dir and jobs_dir is empty.
+jobs_pool_name=.jobs
+jobs_dir=${jobs_dir:-}
+
 # writable_layer_in_pool: true if the writable layer is a pool subvolume.
 writable_layer_in_pool() {
   [[ $writable_layer_dir == /* ]]
@@ -154,6 +164,26 @@ writable_layer_choose() {
     writable_layer_dir=tmp
   fi
   set_overlay_dirs
+  jobs_dir=
+  if is_mounted "$depot/$jobs_pool_name" tmpfs; then
+    jobs_dir=$depot/$jobs_pool_name/$id
+  fi
+}
+
+# jobs_dir_prepare: the job directories' home (see jobs_pool_name).
+jobs_dir_prepare() {
+  if [[ -n $jobs_dir ]]; then
+    mkdir -p "$jobs_dir"
+    ln -sfn "$jobs_dir" jobs
+  fi
+}
+
+# jobs_dir_remove: the tmpfs side of the job directories (a plain jobs/
+# goes with the container dir). Idempotent.
+jobs_dir_remove() {
+  if [[ -n $jobs_dir ]]; then
+    rm -rf --one-file-system -- "$jobs_dir"
+  fi
 }
 
 # writable_layer_prepare: create the writable layer (the subvolume, then
