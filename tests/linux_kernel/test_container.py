@@ -152,7 +152,8 @@ def test_stop_kills_jobs_but_not_wshd(container):
         container.script(container.path / "stop.sh", "-w", "0")
         elapsed = time.monotonic() - t0
         assert job.wait(timeout=5) == 255
-        assert elapsed < 1.2, elapsed
+        # -w 0 kills at once: far from the default 10 s grace period.
+        assert elapsed < 5, elapsed
     finally:
         if job.poll() is None:
             job.kill()

