@@ -757,3 +757,14 @@ def test_unhashable_map_keys_do_not_crash_the_reader(data):
     with pytest.raises(InvalidRequest):
         for obj in frames:
             parse_request(obj)
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65535, 65536, 1 << 20])
+@pytest.mark.parametrize("name", ["stdout", "stderr"])
+def test_stream_data_in_parts_is_the_same_frame(size, name):
+    from warden.protocol import encode_stream_data
+
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
+    head, body = encode_stream_data(name, data)
+    assert head + body == encode_response("Stream", {"name": name, "data": data})
+    assert unpack(head + body)["payload"] == {"name": name, "data": data}

@@ -55,29 +55,34 @@ class Output:
 
 
 class RecordParser:
-    """Splits the output file into (stream name, bytes) records, across reads."""
+    """Splits the output file into (stream name, bytes) records, across reads.
+
+    Records are memoryviews into the data read, so a record's bytes are copied
+    once, when the caller joins them (output can be gigabytes)."""
 
     def __init__(self) -> None:
         self._buffer = b""
 
-    def feed(self, data: bytes) -> list[tuple[str, bytes]]:
-        buffer = self._buffer + data
+    def feed(self, data: bytes) -> list[tuple[str, memoryview]]:
+        buffer = self._buffer + data if self._buffer else data
+        view = memoryview(buffer)
+        size = len(buffer)
         records = []
         offset = 0
-        while len(buffer) - offset >= HEADER.size:
+        while size - offset >= HEADER.size:
             stream, length = HEADER.unpack_from(buffer, offset)
             end = offset + HEADER.size + length
-            if end > len(buffer):
+            if end > size:
                 break
-            records.append((STREAMS.get(stream, "stdout"), buffer[offset + HEADER.size:end]))
+            records.append((STREAMS.get(stream, "stdout"), view[offset + HEADER.size:end]))
             offset = end
-        self._buffer = buffer[offset:]
+        self._buffer = bytes(view[offset:]) if offset < size else b""
         return records
 
 
 def read_output(f: BinaryIO) -> Output:
-    out: list[bytes] = []
-    err: list[bytes] = []
+    out: list[memoryview] = []
+    err: list[memoryview] = []
     for name, data in RecordParser().feed(f.read()):
         (out if name == "stdout" else err).append(data)
     return Output(b"".join(out), b"".join(err))

@@ -9,6 +9,7 @@ from .codec import (
     encode_error,
     encode_request,
     encode_response,
+    encode_stream_data,
     pack,
     parse_request,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "encode_error",
     "encode_request",
     "encode_response",
+    "encode_stream_data",
     "pack",
     "parse_request",
 ]

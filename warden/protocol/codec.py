@@ -231,6 +231,24 @@ def encode_response(kind: str, payload: dict[str, Any] | None = None) -> bytes:
     return pack({"type": kind, "payload": body})
 
 
+_STREAM_HEAD = pack("type") + pack("Stream") + pack("payload")
+
+
+def encode_stream_data(name: str, data: bytes) -> tuple[bytes, bytes]:
+    """A Stream data frame as (head, data), so that job output, which can be
+    large, is written to the socket without being copied into a packed frame.
+    The bytes are what `encode_response("Stream", {"name", "data"})` gives."""
+    size = len(data)
+    if size < 1 << 8:
+        bin_head = b"\xc4" + size.to_bytes(1, "big")
+    elif size < 1 << 16:
+        bin_head = b"\xc5" + size.to_bytes(2, "big")
+    else:
+        bin_head = b"\xc6" + size.to_bytes(4, "big")
+    head = b"\x82" + _STREAM_HEAD + b"\x82" + pack("name") + pack(name) + pack("data") + bin_head
+    return head, data
+
+
 def encode_error(message: str, data: str | None = None) -> bytes:
     return encode_response("Error", {"message": printable(message),
                                       "data": printable(data) if data is not None else None})

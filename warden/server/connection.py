@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..container.base import Container
 from ..errors import WardenError
-from ..protocol import FrameReader, InvalidRequest, MalformedStream, encode_error, encode_response, parse_request
+from ..protocol import (
+    FrameReader,
+    InvalidRequest,
+    MalformedStream,
+    encode_error,
+    encode_response,
+    encode_stream_data,
+    parse_request,
+)
 from .dispatch import WAITING
 
 if TYPE_CHECKING:
@@ -136,10 +144,12 @@ class Connection:
                 self.close()
                 return
 
-    async def _send(self, frame: bytes) -> None:
+    async def _send(self, *parts: bytes) -> None:
+        """One frame, given whole or in parts (head and payload of Stream data)."""
         if self.writer.is_closing():
             raise ConnectionResetError("client went away")
-        self.writer.write(frame)
+        for part in parts:
+            self.writer.write(part)
         await self.writer.drain()
 
     async def _handle(self, kind: str, request: dict[str, Any]) -> None:
@@ -185,7 +195,10 @@ class Connection:
         elif kind == "Stream":
             job = container.job(request["job_id"])
             async for frame in server.dispatcher.stream(container, job.id):
-                await self._send(encode_response("Stream", frame))
+                if "data" in frame:
+                    await self._send(*encode_stream_data(frame["name"], frame["data"]))
+                else:
+                    await self._send(encode_response("Stream", frame))
             container.forget_job(job.id)
         else:
             response = await server.dispatcher.call(kind, container, request)
