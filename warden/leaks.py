@@ -42,6 +42,10 @@ class Objects:
         return "\n".join(lines)
 
 
+# A depot's pools (<depot>/.disk, <depot>/.jobs) are warden's wherever the depot is.
+POOL_MOUNTS = ("/.disk", "/.jobs")
+
+
 def mounts(markers: tuple[str, ...] = ("/warden", "/wt-")) -> frozenset[str]:
     found = set()
     try:
@@ -50,7 +54,7 @@ def mounts(markers: tuple[str, ...] = ("/warden", "/wt-")) -> frozenset[str]:
         return frozenset()
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) > 1 and any(m in parts[1] for m in markers):
+        if len(parts) > 1 and (any(m in parts[1] for m in markers) or parts[1].endswith(POOL_MOUNTS)):
             found.add(parts[1].replace("\\040", " "))
     return frozenset(found)
 
