@@ -289,10 +289,16 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
     if "stream" in out:
         s = out["stream"]
         d = details.get("stream", {})
-        lines.append(f"stream: {settings.stream_bytes // MIB} MiB of job stdout (MiB/s, median of {settings.stream_repeats})")
+        lines.append(f"stream: {settings.stream_bytes // MIB} MiB of job stdout (MiB/s, median of {settings.stream_repeats}; writer dd bs=1M on both sides)")
         lines.append(f"  {'warden Spawn + Stream':42} {s['warden_mib_s']!s:>9}   {d.get('warden_runs_mib_s', '')}"
                      f"{err(s, 'warden_mib_s')}")
         lines.append(f"  {'dd | cat':42} {s['pipe_mib_s']!s:>9}   {d.get('pipe_runs_mib_s', '')}")
+        head = d.get("head")
+        if head:
+            lines.append(f"    {'(writer head -c, 8 KiB writes) warden':40} {head['warden_mib_s']!s:>9}"
+                         f"   {head['warden_runs_mib_s']}")
+            lines.append(f"    {'(writer head -c) head | cat':40} {head['pipe_mib_s']!s:>9}   {head['pipe_runs_mib_s']}")
+            lines.append(f"    {'(writer head -c) ratio, not judged':40} {head['ratio']!s:>9}")
         peak = d.get("server_peak_rss_kib")
         if peak:
             lines.append(f"  {'server peak RSS (VmHWM) KiB before / after':42} {peak['before']:>9} {peak['after']:>9}")

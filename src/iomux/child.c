@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "util.h"
 
 static void reset_signals(void)
@@ -74,6 +75,9 @@ pid_t child_start(const struct spawn_options *options, int stdin_fd, int output_
 		report->error = errno;
 		goto fail;
 	}
+
+	widen_job_pipe(out[0]);
+	widen_job_pipe(err[0]);
 
 	pid_t pid = fork();
 	if (pid < 0) {

@@ -34,7 +34,7 @@ struct reader {
 	int output_fd;
 	int notify_fd; /* -1 once the job has finished */
 	off_t offset;  /* start of the next record */
-	unsigned char buffer[RECORD_MAX_PAYLOAD];
+	unsigned char buffer[64 * 1024]; /* payloads are copied in pieces */
 };
 
 static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *format, ...);

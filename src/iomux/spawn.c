@@ -260,7 +260,7 @@ static void open_job_files(const struct spawn_options *options, struct job_files
 
 	/* Leftovers of an earlier run in this directory would mislead readers. */
 	const char *failed = "";
-	if (jobdir_prepare(files->dir_fd, &files->holder, &failed) < 0) {
+	if (jobdir_prepare(files->dir_fd, -1, &files->holder, &failed) < 0) {
 		fprintf(stderr, "iomux-spawn: %s in %s: %s\n", failed, options->job_dir, strerror(errno));
 		exit(EXIT_SETUP_FAILED);
 	}

@@ -47,3 +47,11 @@ int write_text_file_at(int dir_fd, const char *name, const char *text)
 	}
 	return close(fd);
 }
+
+void widen_job_pipe(int fd)
+{
+	int saved = errno;
+
+	(void)fcntl(fd, F_SETPIPE_SZ, JOB_PIPE_SIZE);
+	errno = saved;
+}

@@ -14,4 +14,11 @@ void close_quietly(int fd);
 /* Creates or truncates dir_fd/name (mode 0644) and writes text to it. */
 int write_text_file_at(int dir_fd, const char *name, const char *text);
 
+/* Grows a job's output pipe to JOB_PIPE_SIZE so that a fast writer fills it
+ * in few writes and the holder drains it in few large records. Best effort:
+ * the pipe works at its default size, and the kernel may refuse the growth
+ * (pipe-user-pages-soft), so failure is not reported. */
+#define JOB_PIPE_SIZE (1024 * 1024)
+void widen_job_pipe(int fd);
+
 #endif

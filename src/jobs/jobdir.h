@@ -33,7 +33,9 @@
 enum stream_id { STREAM_STDOUT = 1, STREAM_STDERR = 2 };
 
 #define RECORD_HEADER_SIZE 5
-#define RECORD_MAX_PAYLOAD (64 * 1024)
+/* A record holds what one read of a job's pipe returned: at most the pipe's
+ * size (JOB_PIPE_SIZE in fdio.h). Readers must accept records this large. */
+#define RECORD_MAX_PAYLOAD (1024 * 1024)
 
 static inline void record_header_encode(unsigned char *header, enum stream_id stream, uint32_t length)
 {

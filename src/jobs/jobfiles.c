@@ -65,34 +65,38 @@ static int listen_at(int dir_fd, const char *name)
 	return fd;
 }
 
-int jobdir_prepare(int dir_fd, struct jobdir_files *files, const char **failed)
+int jobdir_prepare(int dir_fd, int output_fd, struct jobdir_files *files, const char **failed)
 {
 	static const char *const stale[] = { JOB_NOTIFY_SOCKET, JOB_STATUS_FILE, JOB_STATUS_TMP_FILE };
 	size_t i;
 
-	files->output_fd = files->listen_fd = -1;
+	files->output_fd = output_fd;
+	files->listen_fd = -1;
 	for (i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
 		if (unlinkat(dir_fd, stale[i], 0) < 0 && errno != ENOENT) {
 			*failed = "remove an earlier run's files";
-			return -1;
+			goto fail;
 		}
 	}
-	do {
+	while (files->output_fd < 0) {
 		files->output_fd = openat(dir_fd, JOB_OUTPUT_FILE,
 					  O_CREAT | O_TRUNC | O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-	} while (files->output_fd < 0 && errno == EINTR);
-	if (files->output_fd < 0) {
-		*failed = "create " JOB_OUTPUT_FILE;
-		return -1;
+		if (files->output_fd < 0 && errno != EINTR) {
+			*failed = "create " JOB_OUTPUT_FILE;
+			return -1;
+		}
 	}
 	files->listen_fd = listen_at(dir_fd, JOB_NOTIFY_SOCKET);
 	if (files->listen_fd < 0) {
 		*failed = "listen on " JOB_NOTIFY_SOCKET;
-		close_quietly(files->output_fd);
-		files->output_fd = -1;
-		return -1;
+		goto fail;
 	}
 	return 0;
+
+fail:
+	close_quietly(files->output_fd);
+	files->output_fd = -1;
+	return -1;
 }
 
 void jobdir_abandon(int dir_fd, struct jobdir_files *files)

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "jobdir.h"
 #include "jobfiles.h"
 #include "job.h"
@@ -61,6 +62,8 @@ static int open_pipes(int out[2], int err[2])
 		close_pair(err);
 		return -1;
 	}
+	widen_job_pipe(out[0]);
+	widen_job_pipe(err[0]);
 	return 0;
 }
 
@@ -71,7 +74,7 @@ static void kill_job(pid_t pid)
 	(void)kill(pid, SIGKILL);
 }
 
-pid_t jobmode_spawn(struct jobmode *jm, const struct wsh_request *req, char *err, size_t errlen)
+pid_t jobmode_spawn(struct jobmode *jm, const struct wsh_request *req, int output_fd, char *err, size_t errlen)
 {
 	struct jobdir_files files = { -1, -1 };
 	struct held_job_spec spec;
@@ -82,19 +85,22 @@ pid_t jobmode_spawn(struct jobmode *jm, const struct wsh_request *req, char *err
 
 	if (jm->jobs_fd < 0 || jm->holder == NULL) {
 		snprintf(err, errlen, "wshd: job %s: this wshd holds no jobs (no jobs directory)", req->job);
+		close_quietly(output_fd);
 		return -1;
 	}
 	dir_fd = openat_retry(jm->jobs_fd, req->job, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dir_fd < 0) {
 		snprintf(err, errlen, "wshd: job %s: open the job directory: %s", req->job, strerror(errno));
+		close_quietly(output_fd);
 		return -1;
 	}
 	script_fd = open_script(dir_fd);
 	if (script_fd < 0) {
 		snprintf(err, errlen, "wshd: job %s: open %s: %s", req->job, JOB_SCRIPT_FILE, strerror(errno));
+		close_quietly(output_fd);
 		goto fail;
 	}
-	if (jobdir_prepare(dir_fd, &files, &failed) < 0) {
+	if (jobdir_prepare(dir_fd, output_fd, &files, &failed) < 0) {
 		snprintf(err, errlen, "wshd: job %s: %s: %s", req->job, failed, strerror(errno));
 		goto fail;
 	}

@@ -18,10 +18,12 @@ struct jobmode {
 
 /*
  * Starts the job of a job request: the directory req->job under jobs_fd
- * must exist and hold `script`, the job's stdin. Returns the job's pid once
+ * must exist and hold `script`, the job's stdin. output_fd >= 0 is the
+ * output file the client passed (WSH_REC_OUTPUT_FD), taken over in every
+ * case; -1: create output in the job directory. Returns the job's pid once
  * it is held, or -1 with a message for the client in err (then nothing is
  * left running and notify.sock is removed). Never blocks on the job.
  */
-pid_t jobmode_spawn(struct jobmode *jm, const struct wsh_request *req, char *err, size_t errlen);
+pid_t jobmode_spawn(struct jobmode *jm, const struct wsh_request *req, int output_fd, char *err, size_t errlen);
 
 #endif

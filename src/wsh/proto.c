@@ -289,11 +289,11 @@ int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, ch
 			req->nrlimits++;
 			continue;
 		}
-		if (type >= WSH_REC_JOB && type <= WSH_REC_DISCARD && !(req->flags & WSH_FLAG_JOB)) {
+		if (type >= WSH_REC_JOB && type <= WSH_REC_OUTPUT_FD && !(req->flags & WSH_FLAG_JOB)) {
 			snprintf(err, errlen, "record of type %u needs a job request", type);
 			goto fail;
 		}
-		if (type == WSH_REC_OUTPUT_LIMIT || type == WSH_REC_DISCARD) {
+		if (type == WSH_REC_OUTPUT_LIMIT || type == WSH_REC_DISCARD || type == WSH_REC_OUTPUT_FD) {
 			size_t want = type == WSH_REC_OUTPUT_LIMIT ? 8 : 0;
 
 			if (vlen != want) {
@@ -302,8 +302,10 @@ int wsh_req_decode(const uint8_t *frame, size_t len, struct wsh_request *req, ch
 			}
 			if (type == WSH_REC_OUTPUT_LIMIT)
 				req->output_limit = get_u64(v);
-			else
+			else if (type == WSH_REC_DISCARD)
 				req->discard = 1;
+			else
+				req->output_fd_passed = 1;
 			continue;
 		}
 

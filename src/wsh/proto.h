@@ -44,12 +44,19 @@
  *                      is killed (status 255 + "output limit exceeded").
  *                      Absent or 0: no limit.
  *   8  WSH_REC_DISCARD empty: keep no output records.
+ *   9  WSH_REC_OUTPUT_FD
+ *                      empty: the job's output file is the one descriptor
+ *                      attached (SCM_RIGHTS) to the request, opened by the
+ *                      caller for appending; wshd then creates no output file
+ *                      in the job directory. A descriptor comes with exactly
+ *                      the requests that carry this record.
  *
  * Unknown record types are rejected. The body is at most WSH_MAX_BODY bytes.
  *
  * A job request (WSH_FLAG_JOB, not with WSH_FLAG_TTY) asks wshd to hold the
  * job itself, with the job directory contract of ../jobs/jobdir.h: wshd opens
- * <jobs>/<job>/script as the job's stdin, creates output and notify.sock,
+ * <jobs>/<job>/script as the job's stdin, creates output (unless one was
+ * passed) and notify.sock,
  * starts the job exactly as for an exec request, writes pid and child_pid,
  * and answers. It then appends the job's stdout/stderr to output and writes
  * status when the job has exited and both pipes are closed.
@@ -99,6 +106,7 @@ enum wsh_record_type {
 	WSH_REC_JOB = 6,
 	WSH_REC_OUTPUT_LIMIT = 7,
 	WSH_REC_DISCARD = 8,
+	WSH_REC_OUTPUT_FD = 9,
 };
 
 #define WSH_RLIMIT_RECORD_SIZE 20
@@ -146,6 +154,7 @@ struct wsh_request {
 	const char *job;        /* WSH_FLAG_JOB: the job directory name, else NULL */
 	uint64_t output_limit;  /* 0 = none */
 	int discard;
+	int output_fd_passed;   /* WSH_REC_OUTPUT_FD seen */
 	char *storage;
 };
 

@@ -34,6 +34,7 @@
 
 struct conn {
 	int fd;
+	int passed_fd;  /* a descriptor that came with the request, or -1 */
 	uint8_t *buf;
 	size_t len;
 	size_t cap;
@@ -68,6 +69,7 @@ static time_t now_sec(void)
 static void conn_drop(struct server *s, size_t i)
 {
 	close_quietly(s->conns[i].fd);
+	close_quietly(s->conns[i].passed_fd);
 	free(s->conns[i].buf);
 	s->conns[i] = s->conns[--s->nconns];
 }
@@ -198,11 +200,12 @@ static void start_job(struct server *s, int conn_fd, const struct wsh_request *r
 
 /* Job mode: start and hold the job, answer with its pid. The response is
  * small and the socket's buffer empty, so the send cannot block. */
-static void spawn_job(struct server *s, int conn_fd, const struct wsh_request *req)
+/* output_fd (or -1) is taken over. */
+static void spawn_job(struct server *s, int conn_fd, const struct wsh_request *req, int output_fd)
 {
 	char err[512];
 	struct wsh_buf rsp;
-	pid_t pid = jobmode_spawn(&s->jm, req, err, sizeof(err));
+	pid_t pid = jobmode_spawn(&s->jm, req, output_fd, err, sizeof(err));
 
 	if (pid < 0) {
 		send_error(conn_fd, req->version, err);
@@ -224,6 +227,53 @@ static unsigned answer_version(const struct conn *c)
 		return WSH_PROTO_VERSION;
 	v = (unsigned)c->buf[4] | (unsigned)c->buf[5] << 8;
 	return v >= WSH_PROTO_MIN_VERSION && v <= WSH_PROTO_VERSION ? v : WSH_PROTO_VERSION;
+}
+
+/* Reads request bytes into c->buf, keeping the descriptor that may come
+ * with them (SCM_RIGHTS) in c->passed_fd. Returns what read(2) would; a
+ * second descriptor, or a batch of several, leaves a message in err. */
+static ssize_t read_request_bytes(struct conn *c, char *err, size_t errlen)
+{
+	union {
+		struct cmsghdr align;
+		char space[CMSG_SPACE(sizeof(int) * 4)];
+	} control;
+	struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = c->cap - c->len };
+	struct msghdr msg = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = control.space,
+		.msg_controllen = sizeof(control.space),
+	};
+	struct cmsghdr *cmsg;
+	ssize_t n;
+
+	err[0] = '\0';
+	n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		size_t count, i;
+		int fds[4];
+
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (count > sizeof(fds) / sizeof(fds[0]))
+			count = sizeof(fds) / sizeof(fds[0]);  /* cannot happen: the buffer holds 4 */
+		memcpy(fds, CMSG_DATA(cmsg), count * sizeof(int));
+		for (i = 0; i < count; i++) {
+			if (c->passed_fd < 0 && count == 1) {
+				c->passed_fd = fds[i];
+			} else {
+				close_quietly(fds[i]);
+				snprintf(err, errlen, "wshd: bad request: more than one descriptor");
+			}
+		}
+	}
+	if (msg.msg_flags & MSG_CTRUNC)
+		snprintf(err, errlen, "wshd: bad request: more than one descriptor");
+	return n;
 }
 
 /* Read what is available; handle the request once it is complete.
@@ -253,12 +303,16 @@ static int conn_readable(struct server *s, struct conn *c)
 		send_error(c->fd, answer_version(c), "wshd: request too large");
 		return 1;
 	}
-	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	n = read_request_bytes(c, err, sizeof(err));
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR ? 0 : 1;
 	if (n == 0)
 		return 1;   /* gone before finishing its request */
 	c->len += (size_t)n;
+	if (err[0] != '\0') {
+		send_error(c->fd, answer_version(c), err);
+		return 1;
+	}
 
 	r = wsh_frame_check(c->buf, c->len, WSH_REQ_MAGIC, WSH_MAX_BODY, &frame_len, err, sizeof(err));
 	if (r == 0)
@@ -269,12 +323,20 @@ static int conn_readable(struct server *s, struct conn *c)
 		if (frame_len != c->len) {
 			snprintf(err, sizeof(err), "extra bytes after the request");
 		} else if (wsh_req_decode(c->buf, c->len, &req, err, sizeof(err)) == 0) {
-			if (req.flags & WSH_FLAG_JOB)
-				spawn_job(s, c->fd, &req);
-			else
-				start_job(s, c->fd, &req);
-			wsh_req_free(&req);
-			return 1;
+			if (req.output_fd_passed != (c->passed_fd >= 0)) {
+				snprintf(err, sizeof(err), req.output_fd_passed ?
+					 "output descriptor record without a descriptor" :
+					 "a descriptor came with a request that takes none");
+				wsh_req_free(&req);
+			} else {
+				if (req.flags & WSH_FLAG_JOB)
+					spawn_job(s, c->fd, &req, c->passed_fd);
+				else
+					start_job(s, c->fd, &req);
+				c->passed_fd = -1;
+				wsh_req_free(&req);
+				return 1;
+			}
 		}
 	}
 	{
@@ -312,6 +374,7 @@ static void accept_all(struct server *s)
 			conn_drop(s, oldest);
 		}
 		s->conns[s->nconns].fd = fd;
+		s->conns[s->nconns].passed_fd = -1;
 		s->conns[s->nconns].buf = NULL;
 		s->conns[s->nconns].len = 0;
 		s->conns[s->nconns].cap = 0;

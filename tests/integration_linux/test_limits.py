@@ -49,3 +49,23 @@ def test_disk_limit_is_enforced_and_reported(wire, container):
     more = wire.call("Run", handle=container, script="dd if=/dev/zero of=~/more bs=1M count=30 2>&1")
     assert more["exit_status"] == 0
     assert wire.call("LimitDisk", handle=container)["byte_limit"] == 100 * MIB
+
+
+def test_job_output_does_not_count_against_the_memory_limit(make_linux_server):
+    """The container's wshd writes its jobs' output, so the output's pages are
+    charged to the container: on a tmpfs they could not be reclaimed and a
+    chatty job would get its container killed. Output is kept on disk instead."""
+    server = make_linux_server(server={"job_output_limit": 256 * MIB})
+    with server.connect() as wire:
+        handle = wire.call("Create")["handle"]
+        try:
+            wire.call("LimitMemory", handle=handle, limit_in_bytes=32 * MIB)
+            job = wire.call("Spawn", handle=handle, script="head -c 100M /dev/zero; echo done >&2")["job_id"]
+            chunks, end = wire.stream(handle, job)
+            assert end["exit_status"] == 0
+            assert sum(len(d) for n, d in chunks if n == "stdout") == 100 * MIB
+            assert b"".join(d for n, d in chunks if n == "stderr") == b"done\n"
+            info = wire.call("Info", handle=handle)
+            assert info["state"] == "active" and "out of memory" not in info["events"]
+        finally:
+            wire.call("Destroy", handle=handle)

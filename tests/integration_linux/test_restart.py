@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +35,11 @@ def test_linux_restart_keeps_containers_jobs_rules_and_limits(make_linux_server,
         before = {h: wire.call("Info", handle=h) for h in (active, stopped)}
     cid = before[active]["container_path"].rsplit("/", 1)[1]
     rules_before = _chain_rules(cid)
+    # Job output is kept on disk, linked from the job directories; files there
+    # that no job refers to (a crash between creating and linking) go at start.
+    outputs = Path(before[active]["container_path"]) / "job-output"
+    assert sorted(p.name for p in outputs.iterdir()) == sorted([str(finished), str(printing)])
+    (outputs / "424242").write_bytes(b"orphan")
     assert f"--dport {forward['host_port']}" in rules_before
 
     if how == "drain":
@@ -57,6 +63,7 @@ def test_linux_restart_keeps_containers_jobs_rules_and_limits(make_linux_server,
         assert b"".join(d for n, d in chunks if n == "stderr") == EXPECTED_ERR
         done = wire.call("Link", handle=active, job_id=finished)
         assert (done["exit_status"], done["stdout"]) == (3, b"done\n")
+        wait_for(lambda: not any(outputs.iterdir()), what="consumed and orphaned job output removed")
         assert wire.call("Run", handle=active, script="echo alive")["stdout"] == b"alive\n"
         assert wire.call("NetIn", handle=active)["host_port"] == forward["host_port"] + 1
         assert wire.call("LimitDisk", handle=active)["byte_limit"] == 300 * 1024 * 1024

@@ -10,6 +10,7 @@ module fixture always runs destroy.sh and checks that nothing is left.
 the iomux-spawn + wsh path and with a bare `wsh /bin/true`, and prints the
 numbers (run with -s to see them).
 """
+import array
 import asyncio
 import itertools
 import os
@@ -184,6 +185,55 @@ def test_spawn_errors(container):
                             output_limit=0, discard_output=False)
         assert info.value.message == "iomux-spawn failed" and "connect" in info.value.data
     run(main())
+
+
+def test_output_to_a_passed_file(container, tmp_path):
+    """With an output descriptor, wshd appends the records there and creates
+    no output file in the job directory (the server links one to it)."""
+    async def main():
+        job_id, directory = new_job_dir(container, "echo out; echo err >&2; exit 5\n")
+        target = tmp_path / "output"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            await spawn_job(str(container.socket), job_id, user="vcap", env=LANG, rlimits={},
+                            output_limit=0, discard_output=False, output_fd=fd)
+        finally:
+            os.close(fd)
+        os.symlink(target, directory / "output")
+        job = Job(job_id, directory)
+        job.watch(lambda _job: None)
+        records, status = await collect(job)
+        assert records == [("stdout", b"out\n"), ("stderr", b"err\n")] and status == Status(5)
+        assert (directory / "output").is_symlink()
+    run(main())
+
+
+def raw_exchange(c, frame: bytes, fds: list[int]) -> bytes:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(str(c.socket))
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        sock.sendmsg([frame], ancillary)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return answer
+
+
+def test_output_descriptor_and_record_must_go_together(container, tmp_path):
+    from warden.container.wshd import encode_request
+
+    job_id, directory = new_job_dir(container, "true\n")
+    plain = dict(user="vcap", env={}, rlimits={}, output_limit=0, discard_output=False)
+    with open(tmp_path / "f", "wb") as f:
+        answer = raw_exchange(container, encode_request(job_id, **plain, output_fd_passed=True), [])
+        assert b"output descriptor record without a descriptor" in answer
+        answer = raw_exchange(container, encode_request(job_id, **plain), [f.fileno()])
+        assert b"a descriptor came with a request that takes none" in answer
+        answer = raw_exchange(container, encode_request(job_id, **plain, output_fd_passed=True),
+                              [f.fileno(), f.fileno()])
+        assert b"more than one descriptor" in answer
+    assert sorted(os.listdir(directory)) == ["script"], "no job was started"
 
 
 def test_fifty_concurrent_jobs(container):

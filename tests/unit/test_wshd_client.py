@@ -100,3 +100,58 @@ def test_pid_and_errors(tmp_path):
             await spawn(str(tmp_path / "absent.sock"))
         assert info.value.data.startswith("connect ")
     asyncio.run(main())
+
+
+def test_the_output_file_goes_along_with_the_request(tmp_path):
+    """The descriptor arrives with the request bytes (SCM_RIGHTS) and is the
+    caller's file; the request says so with record 9."""
+    import array
+    import os
+    import socket
+    import threading
+
+    path = str(tmp_path / "wshd.sock")
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen()
+    got: dict = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            fds = array.array("i")
+            data, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, kind, payload in ancdata:
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+            got["records"], got["fds"] = records(data), list(fds)
+            for fd in fds:
+                os.write(fd, b"written by wshd")
+                os.close(fd)
+            conn.sendall(answer(0, struct.pack("<II", 99, 0)))
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    output = tmp_path / "output"
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        pid = asyncio.run(wshd.spawn_job(path, 7, user="vcap", env={}, rlimits={}, output_limit=0,
+                                         discard_output=False, output_fd=fd))
+    finally:
+        os.close(fd)
+        thread.join(5)
+        listener.close()
+    assert pid == 99
+    assert len(got["fds"]) == 1 and got["records"][-1] == (9, b"")
+    assert output.read_bytes() == b"written by wshd"
+
+
+def test_a_wshd_without_output_descriptors_is_told_apart(tmp_path):
+    async def main():
+        refusal = b"wshd: bad request: unknown record type 9"
+        server, path, _ = await fake_wshd(tmp_path, answer(1, refusal))
+        async with server:
+            with pytest.raises(wshd.OutputFdUnsupported) as info:
+                await spawn(path)
+        assert (info.value.message, info.value.data) == ("iomux-spawn failed", refusal.decode())
+    asyncio.run(main())

@@ -338,6 +338,10 @@ class Container:
             detail = result.stderr.decode("utf-8", "replace").strip()
             raise WardenError("iomux-spawn failed", detail or None)
 
+    def sweep_job_outputs(self) -> None:
+        """At recovery, after the jobs were adopted: remove output kept outside
+        the job directories that no job refers to (see LinuxContainer)."""
+
     def adopt_job(self, job: Job) -> None:
         self.jobs[job.id] = job
         job.watch(self._job_finished)
@@ -358,10 +362,10 @@ class Container:
         """A job whose result reached a client is gone for good (`no such job`).
 
         The directory is renamed at once (recovery ignores it from then on) and
-        removed once the answer is on its way."""
+        removed in a worker thread: unlinking gigabytes of output takes a while."""
         job = self.jobs.pop(job_id, None)
         if job is not None and job.retire():
-            asyncio.get_running_loop().call_soon(job.remove)
+            asyncio.get_running_loop().run_in_executor(None, job.remove)
 
     async def link(self, job_id: int) -> dict[str, Any]:
         job = self.job(job_id)

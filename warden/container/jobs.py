@@ -23,7 +23,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO
+from typing import AsyncIterator, BinaryIO, Iterator
 
 STREAMS = {1: "stdout", 2: "stderr"}
 HEADER = struct.Struct(">BI")
@@ -54,37 +54,20 @@ class Output:
     stderr: bytes
 
 
-class RecordParser:
-    """Splits the output file into (stream name, bytes) records, across reads.
-
-    Records are memoryviews into the data read, so a record's bytes are copied
-    once, when the caller joins them (output can be gigabytes)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, data: bytes) -> list[tuple[str, memoryview]]:
-        buffer = self._buffer + data if self._buffer else data
-        view = memoryview(buffer)
-        size = len(buffer)
-        records = []
-        offset = 0
-        while size - offset >= HEADER.size:
-            stream, length = HEADER.unpack_from(buffer, offset)
-            end = offset + HEADER.size + length
-            if end > size:
-                break
-            records.append((STREAMS.get(stream, "stdout"), view[offset + HEADER.size:end]))
-            offset = end
-        self._buffer = bytes(view[offset:]) if offset < size else b""
-        return records
-
-
 def read_output(f: BinaryIO) -> Output:
+    """The whole output of a finished job, stdout and stderr apart."""
+    data = f.read()
+    view = memoryview(data)
     out: list[memoryview] = []
     err: list[memoryview] = []
-    for name, data in RecordParser().feed(f.read()):
-        (out if name == "stdout" else err).append(data)
+    pos = 0
+    while len(data) - pos >= HEADER.size:
+        stream, length = HEADER.unpack_from(data, pos)
+        end = pos + HEADER.size + length
+        if end > len(data):
+            break  # cut short: the holder died while writing it
+        (err if STREAMS.get(stream) == "stderr" else out).append(view[pos + HEADER.size:end])
+        pos = end
     return Output(b"".join(out), b"".join(err))
 
 
@@ -167,14 +150,14 @@ class Job:
         self.dir = retired
         return True
 
+    @property
+    def started(self) -> bool:
+        """Did a holder take the job on? It listens on notify.sock until it
+        writes status; before that, the directory is only what Spawn prepared."""
+        return (self.dir / "notify.sock").exists() or (self.dir / "status").exists()
+
     def remove(self) -> None:
-        """A handful of files: unlinked directly, rmtree only for surprises."""
-        try:
-            for name in os.listdir(self.dir):
-                os.unlink(os.path.join(self.dir, name))
-            os.rmdir(self.dir)
-        except OSError:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        remove_job_dir(self.dir)
 
     # ---- completion --------------------------------------------------------------
 
@@ -213,16 +196,16 @@ class Job:
 
     # ---- reading -----------------------------------------------------------------
 
-    async def follow(self, f: BinaryIO) -> AsyncIterator[tuple[str, bytes]]:
+    async def follow(self, f: BinaryIO) -> AsyncIterator[tuple[str, bytes | FileSpan]]:
         """Every record from the first, live, until the job has finished.
 
-        Adjacent records of the same stream are merged (up to READ_SIZE), so a
-        chatty job costs few frames; memory stays bounded by READ_SIZE."""
-        parser = RecordParser()
+        Output comes as `OutputCursor` gives it: small records of one stream
+        joined, large ones as spans of the file."""
+        cursor = OutputCursor(f)
         notifier = await Notifier.connect(self.dir / "notify.sock")
         try:
             while True:
-                for chunk in _merged(parser, f):
+                for chunk in cursor.available():
                     yield chunk
                 if notifier is not None:
                     if not await notifier.wait():
@@ -231,7 +214,7 @@ class Job:
                 elif self.running:
                     await self.wait()
                 else:
-                    for chunk in _merged(parser, f):
+                    for chunk in cursor.available():
                         yield chunk
                     return
         finally:
@@ -239,21 +222,113 @@ class Job:
                 notifier.close()
 
 
-READ_SIZE = 1 << 20
+def remove_job_dir(directory: Path) -> None:
+    """A handful of files, unlinked directly (rmtree only for surprises), and
+    the output file on disk when `output` is a link to it."""
+    remove_linked_output(directory)
+    try:
+        for name in os.listdir(directory):
+            os.unlink(os.path.join(directory, name))
+        os.rmdir(directory)
+    except OSError:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
-def _merged(parser: RecordParser, f: BinaryIO):
-    """What the file holds now, read in bounded pieces, same-stream runs joined."""
-    while data := f.read(READ_SIZE):
+def remove_linked_output(directory: Path) -> None:
+    """Removes `output` and, when it is a link (see LinuxContainer), what it points to."""
+    link = os.path.join(directory, "output")
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return  # none, or a plain file
+    for path in (target, link):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+READ_SIZE = 256 * 1024
+SPAN_MIN = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FileSpan:
+    """Payload bytes left in the output file, to be sent with sendfile(2): a
+    fast job's output then goes from the file to the client's socket without
+    being copied through Python. Records are never changed once complete."""
+
+    file: BinaryIO
+    offset: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self) -> bytes:
+        return os.pread(self.file.fileno(), self.length, self.offset)
+
+
+class OutputCursor:
+    """Walks the complete records of an output file from the first.
+
+    Runs of small records of one stream come out joined as bytes (a chatty job
+    costs few frames; memory stays bounded by READ_SIZE); a record of SPAN_MIN
+    bytes or more comes out as a FileSpan. After a span only the next header
+    is read: a fast writer's records are large one after the other."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._file = f
+        self._fd = f.fileno()
+        self.offset = 0
+        self._header_only = False  # after a span, the next record is likely large too
+
+    def available(self) -> Iterator[tuple[str, bytes | FileSpan]]:
+        while True:
+            size = os.fstat(self._fd).st_size
+            if size - self.offset < HEADER.size:
+                return
+            header_only = self._header_only
+            self._header_only = False
+            want = HEADER.size if header_only else min(READ_SIZE, size - self.offset)
+            data = os.pread(self._fd, want, self.offset)
+            consumed = yield from self._records(data, size)
+            if consumed:
+                self.offset += consumed
+            elif not header_only:
+                return  # only part of a record is there: the holder is writing it
+
+    def _records(self, data: bytes, size: int):
+        """Yields what `data` (read at self.offset) holds; returns the bytes consumed."""
+        view = memoryview(data)
         name, parts = None, []
-        for record_name, record in parser.feed(data):
+        pos = 0
+        while len(data) - pos >= HEADER.size:
+            stream, length = HEADER.unpack_from(data, pos)
+            record_name = STREAMS.get(stream, "stdout")
+            start = pos + HEADER.size
+            end = start + length
+            if length >= SPAN_MIN and self.offset + end <= size:
+                if parts:
+                    yield name, b"".join(parts)
+                    name, parts = None, []
+                yield record_name, FileSpan(self._file, self.offset + start, length)
+                pos = end
+                if end >= len(data):
+                    self._header_only = True
+                    break
+                continue
+            if end > len(data):
+                break
             if record_name != name and parts:
                 yield name, b"".join(parts)
                 parts = []
             name = record_name
-            parts.append(record)
+            parts.append(view[start:end])
+            pos = end
         if parts:
             yield name, b"".join(parts)
+        return pos
 
 
 class JobIds:

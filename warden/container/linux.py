@@ -8,6 +8,7 @@ limits are recorded in the snapshot so that a restarted server can re-apply them
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shlex
@@ -24,7 +25,7 @@ from .base import ACTIVE, OUT_OF_MEMORY, Container
 from .context import Context
 from . import wshd
 from .insecure import job_lang
-from .jobs import Job
+from .jobs import Job, remove_linked_output
 
 log = logging.getLogger("warden.linux")
 
@@ -213,18 +214,66 @@ class LinuxContainer(Container):
         can reach the host's syslog socket (wshd, after pivot_root, cannot)."""
         if job.log_tag is None:
             try:
-                await wshd.spawn_job(
-                    str(self.path / "run" / "wshd.sock"), job.id,
-                    user="root" if request.get("privileged") else "vcap",
-                    env={"LANG": job_lang()},
-                    rlimits=self.rlimits_for(request.get("rlimits")),
-                    output_limit=self.ctx.config.server.job_output_limit,
-                    discard_output=job.discard_output,
-                )
-                return
+                return await self._start_in_wshd(job, request)
             except wshd.JobModeUnsupported:
-                pass  # a container started by an older wshd
+                remove_linked_output(job.dir)  # a container started by an older wshd
         await super().start_job(job, request)
+
+    async def _start_in_wshd(self, job: Job, request: dict[str, Any]) -> None:
+        spawn = functools.partial(
+            wshd.spawn_job, str(self.path / "run" / "wshd.sock"), job.id,
+            user="root" if request.get("privileged") else "vcap",
+            env={"LANG": job_lang()},
+            rlimits=self.rlimits_for(request.get("rlimits")),
+            output_limit=self.ctx.config.server.job_output_limit,
+            discard_output=job.discard_output,
+        )
+        if job.discard_output:
+            await spawn()
+            return
+        output_fd = self._open_job_output(job)
+        try:
+            await spawn(output_fd=output_fd)
+        except wshd.OutputFdUnsupported:
+            remove_linked_output(job.dir)  # this wshd writes output into the job directory
+            await spawn()
+        finally:
+            os.close(output_fd)
+
+    @property
+    def job_output_dir(self) -> Path:
+        return self.path / "job-output"
+
+    def _open_job_output(self, job: Job) -> int:
+        """The job's output file, on the depot's disk, linked as `output` from the
+        job directory (which is on a tmpfs, see setup.sh): wshd, in the
+        container's memory cgroup, writes it, and tmpfs pages would count
+        against the container's memory limit with no way to reclaim them, so a
+        chatty job could get its container killed. Page cache is written back
+        and reclaimed instead."""
+        path = self.job_output_dir / str(job.id)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            self.job_output_dir.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
+        try:
+            os.symlink(path, job.dir / "output")
+        except BaseException:
+            os.close(fd)
+            os.unlink(path)
+            raise
+        return fd
+
+    def sweep_job_outputs(self) -> None:
+        try:
+            names = os.listdir(self.job_output_dir)
+        except FileNotFoundError:
+            return
+        for name in names:
+            if not name.isdigit() or int(name) not in self.jobs:
+                (self.job_output_dir / name).unlink(missing_ok=True)
 
     def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
         """The iomux path (log_tag jobs): iomux-spawn holds wsh, which runs the job."""

@@ -12,6 +12,7 @@ a request frame with the WSH_FLAG_JOB flag and typed records.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import socket
 import struct
@@ -32,7 +33,7 @@ FLAG_JOB = 0x2
 STATUS_OK, STATUS_ERROR = 0, 1
 
 REC_ARG, REC_USER, REC_ENV, REC_RLIMIT, REC_DIR = 1, 2, 3, 4, 5
-REC_JOB, REC_OUTPUT_LIMIT, REC_DISCARD = 6, 7, 8
+REC_JOB, REC_OUTPUT_LIMIT, REC_DISCARD, REC_OUTPUT_FD = 6, 7, 8, 9
 
 # The protocol's rlimit indexes (src/wsh/rlimits.h), by the lower-case names
 # config.server.container_rlimits and Spawn requests use.
@@ -52,6 +53,14 @@ class JobModeUnsupported(WardenError):
         super().__init__(FAILED, detail)
 
 
+class OutputFdUnsupported(WardenError):
+    """This wshd holds jobs but cannot take their output file from us (an older
+    container): ask again without one, and it creates output in the job directory."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(FAILED, detail)
+
+
 def _string(rec_type: int, value: str) -> bytes:
     data = value.encode()
     if b"\0" in data:
@@ -65,7 +74,7 @@ def _u64(value: int) -> int:
 
 def encode_request(job_id: int | str, *, user: str, env: dict[str, str], rlimits: dict[str, int],
                    output_limit: int, discard_output: bool, command: Sequence[str] = DEFAULT_COMMAND,
-                   work_dir: str | None = None) -> bytes:
+                   work_dir: str | None = None, output_fd_passed: bool = False) -> bytes:
     """The request frame; raises WardenError for what wshd would refuse anyway."""
     body = [_string(REC_ARG, arg) for arg in command]
     body.append(_string(REC_USER, user))
@@ -86,6 +95,8 @@ def encode_request(job_id: int | str, *, user: str, env: dict[str, str], rlimits
         body.append(RECORD.pack(REC_OUTPUT_LIMIT, 8) + struct.pack("<Q", _u64(output_limit)))
     if discard_output:
         body.append(RECORD.pack(REC_DISCARD, 0))
+    if output_fd_passed:
+        body.append(RECORD.pack(REC_OUTPUT_FD, 0))
     payload = b"".join(body)
     if len(payload) > MAX_BODY:
         raise WardenError(FAILED, f"request too large ({len(payload)} bytes)")
@@ -104,6 +115,8 @@ def decode_response(header: bytes, body: bytes) -> int:
     # Only a wshd without job mode refuses the job flag or our version.
     if "unknown request flags" in message or "unsupported protocol version" in message:
         raise JobModeUnsupported(message)
+    if f"unknown record type {REC_OUTPUT_FD}" in message:
+        raise OutputFdUnsupported(message)
     raise WardenError(FAILED, message)
 
 
@@ -117,7 +130,24 @@ async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, si
     return data
 
 
-async def _exchange(socket_path: str, request: bytes) -> int:
+async def _send_with_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes, fd: int) -> None:
+    """sendall, with `fd` attached (SCM_RIGHTS) to the first bytes that go."""
+    while True:
+        try:
+            sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+            break
+        except (BlockingIOError, InterruptedError):
+            writable = loop.create_future()
+            loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+            try:
+                await writable
+            finally:
+                loop.remove_writer(sock.fileno())
+    if sent < len(data):
+        await loop.sock_sendall(sock, data[sent:])
+
+
+async def _exchange(socket_path: str, request: bytes, output_fd: int | None = None) -> int:
     """One request, one answer. A bare non-blocking socket: this is on every
     Spawn's path, and asyncio's stream machinery costs more than the exchange."""
     loop = asyncio.get_running_loop()
@@ -128,7 +158,10 @@ async def _exchange(socket_path: str, request: bytes) -> int:
         except OSError as exc:
             raise WardenError(FAILED, f"connect {socket_path}: {exc.strerror or exc}") from None
         try:
-            await loop.sock_sendall(sock, request)
+            if output_fd is None:
+                await loop.sock_sendall(sock, request)
+            else:
+                await _send_with_fd(loop, sock, request, output_fd)
             header = await _recv_exactly(loop, sock, HEADER.size)
             magic, version, _, length = HEADER.unpack(header)
             if magic != RESPONSE_MAGIC or not MIN_VERSION <= version <= VERSION or length > MAX_RESPONSE_BODY:
@@ -144,7 +177,7 @@ async def _exchange(socket_path: str, request: bytes) -> int:
 async def spawn_job(socket_path: str, job_id: int, *, user: str, env: dict[str, str],
                     rlimits: dict[str, int], output_limit: int, discard_output: bool,
                     timeout: float = 10, command: Sequence[str] = DEFAULT_COMMAND,
-                    work_dir: str | None = None) -> int:
+                    work_dir: str | None = None, output_fd: int | None = None) -> int:
     """Start job `job_id` through the wshd listening on `socket_path`; return its pid.
 
     The job directory `<container>/jobs/<job_id>/` must exist and hold `script`
@@ -159,11 +192,16 @@ async def spawn_job(socket_path: str, job_id: int, *, user: str, env: dict[str, 
     predates job mode). Set-up failures inside the job (an unknown user, a bad
     rlimit) are reported like on the wsh path: `wsh: ...` on the job's stderr
     and exit status 255.
+
+    With `output_fd`, wshd appends the job's output records to that file (sent
+    along; the caller keeps and closes its copy) instead of creating `output`
+    in the job directory (OutputFdUnsupported: this wshd cannot).
     """
     request = encode_request(job_id, user=user, env=env, rlimits=rlimits, output_limit=output_limit,
-                             discard_output=discard_output, command=command, work_dir=work_dir)
+                             discard_output=discard_output, command=command, work_dir=work_dir,
+                             output_fd_passed=output_fd is not None)
     try:
         async with asyncio.timeout(timeout):
-            return await _exchange(socket_path, request)
+            return await _exchange(socket_path, request, output_fd)
     except TimeoutError:
         raise WardenError(FAILED, f"wshd did not answer within {timeout:g} s") from None

@@ -7,7 +7,7 @@ against the catalogue (every failure is an `InvalidRequest` whose text starts wi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sized, TypeVar
 
 import msgpack
 
@@ -234,10 +234,14 @@ def encode_response(kind: str, payload: dict[str, Any] | None = None) -> bytes:
 _STREAM_HEAD = pack("type") + pack("Stream") + pack("payload")
 
 
-def encode_stream_data(name: str, data: bytes) -> tuple[bytes, bytes]:
+_Payload = TypeVar("_Payload", bound=Sized)
+
+
+def encode_stream_data(name: str, data: _Payload) -> tuple[bytes, _Payload]:
     """A Stream data frame as (head, data), so that job output, which can be
-    large, is written to the socket without being copied into a packed frame.
-    The bytes are what `encode_response("Stream", {"name", "data"})` gives."""
+    large, is written to the socket without being copied into a packed frame
+    (data may also be a span of a file, sent by sendfile). Head and data are
+    the bytes `encode_response("Stream", {"name", "data"})` gives."""
     size = len(data)
     if size < 1 << 8:
         bin_head = b"\xc4" + size.to_bytes(1, "big")

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..container.base import Container
+from ..container.jobs import FileSpan
 from ..errors import WardenError
 from ..protocol import (
     FrameReader,
@@ -152,6 +153,18 @@ class Connection:
             self.writer.write(part)
         await self.writer.drain()
 
+    async def _send_data(self, name: str, data: bytes | FileSpan) -> None:
+        """A Stream data frame; a span of the output file goes by sendfile(2)."""
+        head, payload = encode_stream_data(name, data)
+        if not isinstance(payload, FileSpan):
+            return await self._send(head, payload)
+        await self._send(head)
+        try:
+            await asyncio.get_running_loop().sendfile(
+                self.writer.transport, payload.file, payload.offset, payload.length)
+        except RuntimeError as exc:  # the transport is closing
+            raise ConnectionResetError("client went away") from exc
+
     async def _handle(self, kind: str, request: dict[str, Any]) -> None:
         try:
             await self._dispatch(kind, request)
@@ -196,7 +209,7 @@ class Connection:
             job = container.job(request["job_id"])
             async for frame in server.dispatcher.stream(container, job.id):
                 if "data" in frame:
-                    await self._send(*encode_stream_data(frame["name"], frame["data"]))
+                    await self._send_data(frame["name"], frame["data"])
                 else:
                     await self._send(encode_response("Stream", frame))
             container.forget_job(job.id)

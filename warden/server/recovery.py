@@ -11,14 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from .. import scripts
 from ..container.base import ACTIVE, SNAPSHOT, STOPPED, Container, Resources
 from ..container.context import Context
-from ..container.jobs import Job
+from ..container.jobs import Job, remove_job_dir
 from ..errors import WardenError
 from ..pool import Subnet
 
@@ -84,18 +83,20 @@ def _adopt_jobs(ctx: Context, container: Container) -> None:
         return
     for entry in sorted(jobs_dir.iterdir(), key=lambda p: p.name):
         if entry.name.startswith(".gone-"):
-            shutil.rmtree(entry, ignore_errors=True)  # linked before the restart
+            remove_job_dir(entry)  # linked before the restart
             continue
         if not entry.name.isdigit():
             continue
         job_id = int(entry.name)
         ctx.job_ids.seen(job_id)
-        if not (entry / "output").exists():
+        job = Job.load(job_id, entry)
+        if not job.started:
             # Spawn was interrupted before the holder started: nothing to recover.
             container.log.info("dropping job that never started", extra={"data": {"job_id": job_id}})
-            Job.load(job_id, entry).remove()
+            job.remove()
             continue
-        container.adopt_job(Job.load(job_id, entry))
+        container.adopt_job(job)
+    container.sweep_job_outputs()
 
 
 async def _destroy_dir(ctx: Context, path: Path, reason: str) -> None:

@@ -81,7 +81,7 @@ static int start_job(struct job_holder *h, const char *name, job_fn fn, int arg,
 	const char *failed;
 	int out[2], err[2];
 
-	if (new_jobdir(name, t) < 0 || jobdir_prepare(t->dir_fd, &files, &failed) < 0)
+	if (new_jobdir(name, t) < 0 || jobdir_prepare(t->dir_fd, -1, &files, &failed) < 0)
 		return -1;
 	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
 		return -1;
@@ -357,7 +357,7 @@ static void test_prepare(void)
 	CHECK(write_text_file_at(t.dir_fd, JOB_OUTPUT_FILE, "stale") == 0);
 	CHECK(write_text_file_at(t.dir_fd, JOB_NOTIFY_SOCKET, "") == 0);
 	CHECK(stat(".", &before) == 0);
-	CHECK(jobdir_prepare(t.dir_fd, &files, &failed) == 0);
+	CHECK(jobdir_prepare(t.dir_fd, -1, &files, &failed) == 0);
 	CHECK(stat(".", &after) == 0 && before.st_ino == after.st_ino && before.st_dev == after.st_dev);
 	CHECK(!exists(t.dir_fd, JOB_STATUS_FILE) && !exists(t.dir_fd, JOB_STATUS_TMP_FILE));
 	CHECK(fstatat(t.dir_fd, JOB_OUTPUT_FILE, &st, 0) == 0 && st.st_size == 0);
@@ -374,7 +374,7 @@ static void test_prepare(void)
 	CHECK(!exists(t.dir_fd, JOB_NOTIFY_SOCKET) && files.listen_fd == -1 && files.output_fd == -1);
 
 	/* Not a directory: the step is named. */
-	CHECK(jobdir_prepare(-1, &files, &failed) < 0 && failed != NULL && errno == EBADF);
+	CHECK(jobdir_prepare(-1, -1, &files, &failed) < 0 && failed != NULL && errno == EBADF);
 	close(t.dir_fd);
 }
 

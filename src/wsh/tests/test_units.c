@@ -87,8 +87,17 @@ static void test_request_job(void)
 	CHECK(wsh_req_finish(&b) == 0);
 	CHECK(wsh_req_decode(b.data, b.len, &req, err, sizeof(err)) == 0);
 	CHECK(req.flags == WSH_FLAG_JOB && req.job != NULL && strcmp(req.job, "42") == 0);
-	CHECK(req.output_limit == 10485760 && req.discard == 1);
+	CHECK(req.output_limit == 10485760 && req.discard == 1 && req.output_fd_passed == 0);
 	CHECK(req.argc == 1 && strcmp(req.argv[0], "/bin/bash") == 0 && strcmp(req.user, "vcap") == 0);
+	wsh_req_free(&req);
+
+	/* The output file may come with the request. */
+	CHECK(wsh_req_begin(&b, WSH_FLAG_JOB) == 0);
+	CHECK(wsh_req_add_string(&b, WSH_REC_JOB, "43") == 0);
+	CHECK(wsh_req_add_empty(&b, WSH_REC_OUTPUT_FD) == 0);
+	CHECK(wsh_req_finish(&b) == 0);
+	CHECK(wsh_req_decode(b.data, b.len, &req, err, sizeof(err)) == 0);
+	CHECK(req.output_fd_passed == 1 && req.discard == 0);
 	wsh_req_free(&req);
 
 	/* A version 1 request (an older wsh) still decodes, and is answered in version 1. */
@@ -173,8 +182,12 @@ static void test_request_bad(void)
 	expect_bad(f, 17, "discard without the job flag");
 	memcpy(f, "WSHq\x02\x00\x02\x00\x0b\x00\x00\x00\x06\x01\x00\x00\x00" "1\x07\x00\x00\x00\x00", 23);
 	expect_bad(f, 23, "empty output limit");
-	/* Unknown record type 9. */
-	memcpy(f, "WSHq\x02\x00\x00\x00\x06\x00\x00\x00\x09\x01\x00\x00\x00x", 18);
+	memcpy(f, "WSHq\x02\x00\x00\x00\x05\x00\x00\x00\x09\x00\x00\x00\x00", 17);
+	expect_bad(f, 17, "output descriptor without the job flag");
+	memcpy(f, "WSHq\x02\x00\x02\x00\x0c\x00\x00\x00\x06\x01\x00\x00\x00" "1\x09\x01\x00\x00\x00x", 24);
+	expect_bad(f, 24, "output descriptor record with a value");
+	/* Unknown record type 10. */
+	memcpy(f, "WSHq\x02\x00\x00\x00\x06\x00\x00\x00\x0a\x01\x00\x00\x00x", 18);
 	expect_bad(f, 18, "unknown record type");
 	/* Record length overruns the body. */
 	memcpy(f, "WSHq\x01\x00\x00\x00\x06\x00\x00\x00\x01\x05\x00\x00\x00x", 18);
