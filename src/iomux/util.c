@@ -1,13 +1,10 @@
 #include "util.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,42 +57,6 @@ int ensure_std_fds(void)
 			return 0;
 		}
 	}
-}
-
-static void close_fds_by_proc_walk(int first)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	if (dir == NULL) {
-		struct rlimit lim;
-		long max = 65536;
-		if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
-			max = (long)lim.rlim_cur;
-		for (long fd = first; fd < max; fd++)
-			close((int)fd);
-		return;
-	}
-
-	int walker = dirfd(dir);
-	struct dirent *entry;
-	/* procfs orders fd entries by number, so closing while iterating is safe. */
-	while ((entry = readdir(dir)) != NULL) {
-		char *end;
-		long fd = strtol(entry->d_name, &end, 10);
-		if (end == entry->d_name || *end != '\0')
-			continue;
-		if (fd >= first && fd != walker)
-			close((int)fd);
-	}
-	closedir(dir);
-}
-
-void close_fds_from(int first)
-{
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, (unsigned int)first, ~0U, 0) == 0)
-		return;
-#endif
-	close_fds_by_proc_walk(first);
 }
 
 int set_nonblocking(int fd)

@@ -7,7 +7,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
-#include "fdio.h" /* write_all, close_quietly, write_text_file_at */
+#include "fdio.h" /* write_all, close_quietly, write_text_file_at, close_fds_from */
 
 /* All functions return -1 and leave errno set on failure. */
 
@@ -17,7 +17,6 @@ ssize_t pread_full(int fd, void *buf, size_t len, off_t offset);
 
 /* Makes sure descriptors 0, 1 and 2 are open, so that no file we open later lands on them. */
 int ensure_std_fds(void);
-void close_fds_from(int first);
 int set_nonblocking(int fd);
 /* Points fds 0, 1 and 2 at /dev/null. */
 int redirect_std_fds_to_devnull(void);

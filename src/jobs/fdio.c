@@ -1,8 +1,12 @@
 #include "fdio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int write_all(int fd, const void *buf, size_t len)
@@ -54,4 +58,43 @@ void widen_job_pipe(int fd)
 
 	(void)fcntl(fd, F_SETPIPE_SZ, JOB_PIPE_SIZE);
 	errno = saved;
+}
+
+/* Without /proc the open descriptors cannot be listed, so every number below
+ * the soft RLIMIT_NOFILE (or 65536 if unlimited or unknown) is closed. */
+static void close_fds_by_proc_walk(int first)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	if (dir == NULL) {
+		struct rlimit lim;
+		long max = 65536;
+		if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+			max = (long)lim.rlim_cur;
+		for (long fd = first; fd < max; fd++)
+			close((int)fd);
+		return;
+	}
+
+	int walker = dirfd(dir);
+	struct dirent *entry;
+	/* procfs orders fd entries by number, so closing while iterating is safe. */
+	while ((entry = readdir(dir)) != NULL) {
+		char *end;
+		long fd = strtol(entry->d_name, &end, 10);
+		if (end == entry->d_name || *end != '\0')
+			continue;
+		if (fd >= first && fd != walker)
+			close((int)fd);
+	}
+	closedir(dir);
+}
+
+void close_fds_from(int first)
+{
+	/* close_range(2) needs Linux 5.9; older kernels (or seccomp) refuse it. */
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, (unsigned int)first, ~0U, 0) == 0)
+		return;
+#endif
+	close_fds_by_proc_walk(first);
 }

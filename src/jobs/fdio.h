@@ -1,5 +1,5 @@
-/* Descriptor helpers shared by the job holder, iomux and wsh. Each returns
- * -1 with errno set on failure and prints nothing. */
+/* Descriptor helpers shared by the job holder, iomux, wsh and closefds.
+ * Those that can fail return -1 with errno set; none prints anything. */
 #ifndef JOBS_FDIO_H
 #define JOBS_FDIO_H
 
@@ -20,5 +20,11 @@ int write_text_file_at(int dir_fd, const char *name, const char *text);
  * (pipe-user-pages-soft), so failure is not reported. */
 #define JOB_PIPE_SIZE (1024 * 1024)
 void widen_job_pipe(int fd);
+
+/* Closes every descriptor >= first (shared by iomux-spawn and closefds, run
+ * just before exec). Uses close_range(2) when the kernel has it, else closes
+ * what /proc/self/fd lists, else every number below RLIMIT_NOFILE. Close
+ * errors are ignored: a descriptor that fails to close is gone anyway. */
+void close_fds_from(int first);
 
 #endif
