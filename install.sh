@@ -21,7 +21,7 @@ packages=(
   util-linux procps psmisc
   shellcheck                       # linting the scripts in the test suite
   netcat-openbsd iputils-ping      # network tests
-  crun runc                        # peers measured by `invoke bench`
+  crun runc lxc                    # peers measured by `invoke bench`
 )
 
 echo "==> installing Debian packages"

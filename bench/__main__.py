@@ -1,8 +1,8 @@
 """Run the benchmark suite: `python -m bench [--json FILE] [--quick]` (or `invoke bench`).
 
-Needs root, the rootfs (`invoke setup`) and the C helpers; crun and runc are
-peers (`apt-get install crun runc`) and recorded as null with an error when
-missing. Prints a table; --json writes the numbers. Exit status: 0, or 1 when
+Needs root, the rootfs (`invoke setup`) and the C helpers; crun, runc and LXC
+are peers (`apt-get install crun runc lxc`) and recorded as null with an error
+when missing. Prints a table; --json writes the numbers. Exit status: 0, or 1 when
 the bench left something in the kernel or could not run at all.
 """
 
@@ -28,8 +28,9 @@ SERVER_POOL = os.environ.get("WARDEN_BENCH_POOL", "10.253.8.0/22")
 REFERENCE_POOL = os.environ.get("WARDEN_BENCH_REFERENCE_POOL", "10.253.252.0/24")
 
 SCHEMA: dict[str, tuple[str, ...]] = {
-    "run_true": ("warden_ms", "crun_exec_ms", "runc_exec_ms", "ratio_vs_crun"),
-    "lifecycle": ("warden_ms", "reference_ms", "crun_run_ms", "runc_run_ms", "ratio_vs_reference"),
+    "run_true": ("warden_ms", "crun_exec_ms", "runc_exec_ms", "lxc_attach_ms", "ratio_vs_crun"),
+    "lifecycle": ("warden_ms", "reference_ms", "crun_run_ms", "runc_run_ms", "lxc_execute_ms",
+                  "ratio_vs_reference"),
     "scale": ("containers", "failures", "seconds", "rss_kib_per_container"),
     "stream": ("warden_mib_s", "pipe_mib_s", "ratio"),
     "ping": ("rps",),
@@ -141,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         # The OCI workers first: crun's private mount namespace must not hold a
         # copy of the server's disk-pool mount (see oci.py).
         if only & {"run_true", "lifecycle"}:
-            for name in ("crun", "runc"):
+            for name in ("crun", "runc", "lxc"):
                 peers[name] = Peer(name, base, settings.rootfs).start()
         server = BenchServer(
             base, pool_network=SERVER_POOL, rootfs=settings.rootfs, log_level=args.log_level,
@@ -245,6 +246,7 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
         lines.append(f"  {'warden Run (client round trip)':42} {_ms(s['warden_ms'])}{err(s, 'warden_ms')}")
         lines.append(f"  {'crun exec':42} {_ms(s['crun_exec_ms'])}{err(s, 'crun_exec_ms')}")
         lines.append(f"  {'runc exec':42} {_ms(s['runc_exec_ms'])}{err(s, 'runc_exec_ms')}")
+        lines.append(f"  {'lxc-attach':42} {_ms(s['lxc_attach_ms'])}{err(s, 'lxc_attach_ms')}")
         for who, value in d.get("cold", {}).items():
             if value:
                 lines.append(f"  {'  (first of a burst) ' + who:42} {_ms(value)}")
@@ -266,6 +268,7 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
                 lines.append(f"  {'reference.sh create + destroy':42} {_ms(s['reference_ms'])}{err(s, 'reference_ms')}")
         lines.append(f"  {'crun run /bin/true':42} {_ms(s['crun_run_ms'])}{err(s, 'crun_run_ms')}")
         lines.append(f"  {'runc run /bin/true':42} {_ms(s['runc_run_ms'])}{err(s, 'runc_run_ms')}")
+        lines.append(f"  {'lxc-execute /bin/true':42} {_ms(s['lxc_execute_ms'])}{err(s, 'lxc_execute_ms')}")
         for who, value in d.get("cold", {}).items():
             if value:
                 lines.append(f"  {'  (first of a burst) ' + who:42} {_ms(value)}")

@@ -1,6 +1,7 @@
 """lifecycle: Create + Destroy of a container (Linux backend, full networking)
 against the kernel-only reference script (bench/reference.sh create + destroy)
-and `crun run` / `runc run` of /bin/true (create + start + wait + delete).
+and `crun run` / `runc run` of /bin/true (create + start + wait + delete) and
+`lxc-execute` of /bin/true.
 
 Interleaved rounds, as in run_true. One sample = Create + Destroy; the split
 is kept for the table.
@@ -23,7 +24,8 @@ from .stats import median_of, ratio, summary
 from .wire import frame
 
 REFERENCE = Path(__file__).resolve().parent / "reference.sh"
-KEYS = {"warden": "warden_ms", "reference": "reference_ms", "crun": "crun_run_ms", "runc": "runc_run_ms"}
+KEYS = {"warden": "warden_ms", "reference": "reference_ms", "crun": "crun_run_ms", "runc": "runc_run_ms",
+        "lxc": "lxc_execute_ms"}
 
 
 class Reference:
@@ -110,7 +112,7 @@ def run(server: BenchServer, peers: dict[str, Peer], reference: Reference,
         samplers["reference"] = reference_once
     except Exception as exc:  # noqa: BLE001
         result["reference_ms_error"] = f"reference.sh setup failed: {exc}"
-    for name in ("crun", "runc"):
+    for name in ("crun", "runc", "lxc"):
         peer = peers[name]
         if peer.error:
             result[KEYS[name] + "_error"] = peer.error

@@ -1,4 +1,5 @@
-"""The OCI peers: crun and runc, driven by a worker process that times them.
+"""The OCI peers: crun and runc, driven by a worker process that times them
+(LXC, in lxc.py, uses the same worker and Peer).
 
 A worker runs one runtime's commands and times each one itself (a plain
 fork+exec+wait, as a shell would), so the timing includes nothing of the
@@ -92,7 +93,7 @@ class Worker:
             took = time.perf_counter() - started
             if done.returncode != 0:
                 err.seek(0)
-                raise RuntimeError(f"{self.runtime} {argv[3]} exited {done.returncode}: "
+                raise RuntimeError(f"{' '.join(argv[:4])} exited {done.returncode}: "
                                    f"{err.read().decode(errors='replace').strip()[-400:]}")
         return took
 
@@ -126,8 +127,10 @@ class Worker:
             if done.returncode != 0 and (self.state / cid).exists():
                 problems.append(f"{self.runtime} delete -f {cid}: {done.stderr.strip()[-300:]}")
         self.containers.clear()
-        problems += remove_cgroups(self.runtime)
-        return {"problems": problems}
+        return {"problems": problems + self.remove_cgroups()}
+
+    def remove_cgroups(self) -> list[str]:
+        return remove_cgroups(self.runtime)
 
 
 def worker_main(argv: list[str]) -> int:
@@ -138,7 +141,11 @@ def worker_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.private_cgroup_view:
         _private_cgroup_view()
-    worker = Worker(args.runtime, Path(args.state))
+    if args.runtime == "lxc":
+        from .lxc import LxcWorker
+        worker: Worker = LxcWorker(Path(args.state))
+    else:
+        worker = Worker(args.runtime, Path(args.state))
     out = sys.stdout
     out.write(json.dumps({"ready": True}) + "\n")
     out.flush()
@@ -161,7 +168,7 @@ def worker_main(argv: list[str]) -> int:
 
 
 class Peer:
-    """One runtime (crun or runc) behind a worker process."""
+    """One runtime (crun, runc or lxc) behind a worker process."""
 
     def __init__(self, runtime: str, base: Path, rootfs: str) -> None:
         self.runtime = runtime
@@ -173,8 +180,12 @@ class Peer:
         self._counter = 0
 
     def start(self) -> Peer:
-        if shutil.which(self.runtime) is None:
+        if self.runtime == "lxc":
+            from .lxc import missing
+            self.error = missing()
+        elif shutil.which(self.runtime) is None:
             self.error = f"{self.runtime} is not installed (apt-get install {self.runtime})"
+        if self.error:
             return self
         self.state.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "bench.oci", "--runtime", self.runtime, "--state", str(self.state)]
@@ -213,6 +224,10 @@ class Peer:
         return f"wb-{self.runtime}-{kind}-{os.getpid()}-{self._counter}"
 
     def bundle(self, name: str, args: list[str], cgroup_id: str) -> str:
+        """An OCI bundle (crun, runc), or LXC's config file."""
+        if self.runtime == "lxc":
+            from .lxc import make_config
+            return str(make_config(self.base / name, self.rootfs, args, cgroup_id))
         return str(make_bundle(self.runtime, self.base / name, self.rootfs, args, cgroup_id))
 
     def stop(self) -> list[str]:
@@ -242,11 +257,11 @@ def remove_cgroups(runtime: str) -> list[str]:
         if _fs_type(parent) == "tmpfs":
             shutil.rmtree(parent, ignore_errors=True)  # crun's files in the private tmpfs
             continue
-        for leaf in sorted(parent.iterdir(), reverse=True):
-            if not leaf.is_dir():
-                continue
+        # Deepest first (LXC nests its pivot group two levels down).
+        groups = [Path(top) for top, _, _ in os.walk(parent, topdown=False)]
+        for group in groups:
             for _ in range(200):
-                pids = _procs(leaf)
+                pids = _procs(group)
                 if not pids:
                     break
                 for pid in pids:
@@ -256,13 +271,9 @@ def remove_cgroups(runtime: str) -> list[str]:
                         pass
                 time.sleep(0.01)
             try:
-                leaf.rmdir()
+                group.rmdir()
             except OSError as exc:
-                problems.append(f"cannot remove {leaf}: {exc.strerror}")
-        try:
-            parent.rmdir()
-        except OSError as exc:
-            problems.append(f"cannot remove {parent}: {exc.strerror}")
+                problems.append(f"cannot remove {group}: {exc.strerror}")
     return problems
 
 
@@ -289,11 +300,15 @@ def force_cleanup(runtime: str, state: Path) -> list[str]:
     leftovers = [p.name for p in state.iterdir() if p.is_dir()] if state.exists() else []
     for cid in leftovers:
         cmd = [runtime, "--root", str(state), "delete", "-f", cid]
-        if runtime == "crun":
+        if runtime == "lxc":
+            cmd = ["lxc-stop", "-P", str(state), "-n", cid, "-k"]
+        elif runtime == "crun":
             cmd = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
                    f"umount {UNIFIED} 2>/dev/null; mount -t tmpfs wbench-unified {UNIFIED}; exec \"$@\"",
                    "sh", *cmd]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if runtime == "lxc":
+            shutil.rmtree(state / cid, ignore_errors=True)
         problems.append(f"{runtime} container {cid} outlived its worker"
                         + ("" if done.returncode == 0 else f"; delete failed: {done.stderr.strip()[-300:]}"))
     problems += remove_cgroups(runtime)

@@ -1,5 +1,6 @@
 """run_true: a Run of /bin/true on an existing container, through a client round
-trip, against `crun exec` and `runc exec` of /bin/true into a running container.
+trip, against `crun exec`, `runc exec` and `lxc-attach` of /bin/true into a
+running container.
 
 Rounds interleave the peers (warden, crun, runc, warden, ...), so the noise of a
 shared machine lands on all of them alike.
@@ -16,7 +17,7 @@ from .settings import Settings
 from .stats import median_of, ratio, summary
 from .wire import frame
 
-KEYS = {"warden": "warden_ms", "crun": "crun_exec_ms", "runc": "runc_exec_ms"}
+KEYS = {"warden": "warden_ms", "crun": "crun_exec_ms", "runc": "runc_exec_ms", "lxc": "lxc_attach_ms"}
 
 
 def run(server: BenchServer, peers: dict[str, Peer], settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -38,16 +39,16 @@ def run(server: BenchServer, peers: dict[str, Peer], settings: Settings) -> tupl
             return took
 
         samplers["warden"] = warden_once
-        for name in ("crun", "runc"):
+        for name in ("crun", "runc", "lxc"):
             peer = peers[name]
             if peer.error:
                 result[KEYS[name] + "_error"] = peer.error
                 continue
             try:
                 cid = peer.next_id("exec")
-                peer.request("start", cid=cid, bundle=peer.bundle("exec-bundle", ["sleep", "infinity"], cid))
+                peer.request("start", cid=cid, bundle=peer.bundle("exec-bundle", ["/bin/sleep", "infinity"], cid))
             except Exception as exc:  # noqa: BLE001 - recorded as the peer's error
-                result[KEYS[name] + "_error"] = f"{name} run -d (sleep infinity) failed: {exc}"
+                result[KEYS[name] + "_error"] = f"{name}: starting a container (sleep infinity) failed: {exc}"
                 continue
             cleanups.append(lambda peer=peer, cid=cid: peer.request("delete", cid=cid))
             samplers[name] = lambda peer=peer, cid=cid: peer.request("exec", cid=cid)["seconds"]
