@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from .kernel import ROOT_LINUX, Container, icmp_echo, leftovers, skip_reason
+from .kernel import CGROUP_ROOT, ROOT_LINUX, Container, icmp_echo, leftovers, skip_reason
 
 _reason = skip_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -159,6 +159,43 @@ def test_stop_kills_jobs_but_not_wshd(container):
             job.kill()
             job.wait()
     assert os.path.exists(f"/proc/{wshd_pid}")
+    assert container.sh("ps -eo pid=,args=").split("\n")[0].split(None, 1) == ["1", f"wshd: {container.id}"]
+
+
+def test_stop_reads_another_cgroup_when_cpu_has_no_procs(container, tmp_path):
+    """stop.sh finds the processes in the first cgroup.procs it can read. A
+    fake cgroup root (WARDEN_CGROUP_ROOT) whose cpu hierarchy lacks the
+    container's group stands in for an unreadable cpu file."""
+    fake = tmp_path / "cgroup"
+    (fake / "cpu").mkdir(parents=True)
+    env = dict(container.env, WARDEN_CGROUP_ROOT=str(fake))
+
+    def stop():
+        return subprocess.run([str(container.path / "stop.sh"), "-w", "0"], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    job = subprocess.Popen(container.wsh_argv("sleep", "1000", user="vcap"), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if "sleep 1000" in container.sh("ps -eo args="):
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the job did not start")
+        # No group readable: nothing to stop.
+        res = stop()
+        assert res.returncode == 0, res.stderr
+        assert job.poll() is None
+        # cpu's file is missing, memory's is read.
+        os.symlink(CGROUP_ROOT / "memory", fake / "memory")
+        res = stop()
+        assert res.returncode == 0, res.stderr
+        assert job.wait(timeout=5) == 255
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
     assert container.sh("ps -eo pid=,args=").split("\n")[0].split(None, 1) == ["1", f"wshd: {container.id}"]
 
 

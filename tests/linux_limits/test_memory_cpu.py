@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from .limits import OOM, Depot, cgroup, limit, limits_skip_reason, wait_until
+from tests.linux_kernel.kernel import ROOT_LINUX
+
+from .limits import OOM, Depot, cgroup, limit, limits_skip_reason, run, wait_until
 
 _reason = limits_skip_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -96,6 +98,36 @@ def test_memory_huge_value_means_unlimited(container):
     unlimited = set_memory(container, 2**64 - 1)
     assert unlimited >= 2**62
     set_memory(container, 128 * MIB)
+
+
+def test_memory_raise_puts_memsw_back_when_the_limit_write_fails(tmp_path):
+    """Raising writes memsw first; if the limit write then fails, memsw gets
+    its old value back. The kernel never refuses that second write, so this
+    runs the script against a fake cgroup tree (WARDEN_CGROUP_ROOT) of plain
+    files, with an immutable memory.limit_in_bytes (which stops root too)."""
+    cid = "tstfakememw"
+    group = tmp_path / "cgroup" / "memory" / "warden" / f"instance-{cid}"
+    group.mkdir(parents=True)
+    limit_file = group / "memory.limit_in_bytes"
+    memsw_file = group / "memory.memsw.limit_in_bytes"
+    limit_file.write_text(f"{16 * MIB}\n")
+    memsw_file.write_text(f"{32 * MIB}\n")
+    # A container dir without etc/config: the id comes from the environment.
+    cdir = tmp_path / "container"
+    cdir.mkdir()
+    for name in ("limit_memory.sh", "lib"):
+        os.symlink(ROOT_LINUX / "skeleton" / name, cdir / name)
+    if subprocess.run(["chattr", "+i", str(limit_file)], capture_output=True).returncode != 0:
+        pytest.skip(f"chattr +i does not work on {tmp_path}")
+    try:
+        res = run(cdir / "limit_memory.sh", check=False,
+                  env={"id": cid, "WARDEN_CGROUP_ROOT": str(tmp_path / "cgroup"), "LIMIT_IN_BYTES": str(64 * MIB)})
+    finally:
+        subprocess.run(["chattr", "-i", str(limit_file)], check=True)
+    assert (res.returncode, res.stdout) == (1, "")
+    assert res.stderr.strip() == "Failed setting memory limit: Operation not permitted"
+    assert memsw_file.read_text() == f"{32 * MIB}\n"
+    assert limit_file.read_text() == f"{16 * MIB}\n"
 
 
 def _wait_blocked(pid):

@@ -1,18 +1,36 @@
 #!/usr/bin/env bash
 # Stop every running job of this container: TERM to each job's process group,
 # then KILL once the grace period has passed.
-# Usage: stop.sh [-w SECONDS]   (default 10; -w 0 kills at once)
+# Usage: stop.sh [-w SECONDS]   (default 10; fractions allowed; -w 0 kills at once)
 set -euo pipefail
 shopt -s nullglob
 cd "$(dirname "$0")"
+
+usage() {
+  echo "usage: $0 [-w SECONDS]" >&2
+  exit 1
+}
 
 wait_seconds=10
 while getopts "w:h" opt; do
   case $opt in
     w) wait_seconds=$OPTARG ;;
-    *) echo "usage: $0 [-w SECONDS]" >&2; exit 1 ;;
+    *) usage ;;
   esac
 done
+if [[ ! $wait_seconds =~ ^[0-9]+([.][0-9]+)?$ ]]; then
+  usage
+fi
+
+# Microseconds since the epoch, without a subprocess.
+now_us() {
+  local t=${EPOCHREALTIME//[!0-9]/}
+  now=$((10#$t))
+}
+whole=${wait_seconds%%.*}
+frac=${wait_seconds#"$whole"}
+frac=${frac#.}000000
+grace_us=$((10#$whole * 1000000 + 10#${frac:0:6}))
 
 # Process groups of jobs that have not finished; each job leads its own session.
 running_groups() {
@@ -36,10 +54,11 @@ signal_groups() {
 
 mapfile -t groups < <(running_groups)
 [[ ${#groups[@]} -gt 0 ]] || exit 0
-if ((wait_seconds > 0)); then
+if ((grace_us > 0)); then
   signal_groups TERM "${groups[@]}"
-  deadline=$((SECONDS + wait_seconds))
-  while ((SECONDS < deadline)); do
+  now_us
+  deadline=$((now + grace_us))
+  while now_us; ((now < deadline)); do
     mapfile -t groups < <(running_groups)
     [[ ${#groups[@]} -gt 0 ]] || exit 0
     sleep 0.1

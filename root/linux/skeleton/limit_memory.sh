@@ -7,7 +7,7 @@
 # Stdout: the limit read back from memory.limit_in_bytes.
 # A refused write (e.g. a limit below what the container uses and cannot
 # give back) prints "Failed setting memory limit: <reason>" on stderr and
-# exits 1, leaving the old limit in place.
+# exits 1, leaving the old limits (memory and memory + swap) in place.
 #
 # memory.memsw.limit_in_bytes (memory + swap) is set to the same value when
 # the kernel has it, so the container cannot swap past its limit. The kernel
@@ -60,8 +60,15 @@ if [[ -n $new ]]; then
   if [[ ! -f $memsw_file ]]; then
     cgroup_write "$limit_file" "$new" || fail "$cgroup_error"
   elif greater "$new" "$old"; then
+    read -r old_memsw <"$memsw_file"
     cgroup_write "$memsw_file" "$new" || fail "$cgroup_error"
-    cgroup_write "$limit_file" "$new" || fail "$cgroup_error"
+    if ! cgroup_write "$limit_file" "$new"; then
+      # Put the old memory + swap limit back, so that the request changes
+      # nothing.
+      error=$cgroup_error
+      cgroup_write "$memsw_file" "$old_memsw" || true
+      fail "$error"
+    fi
   else
     cgroup_write "$limit_file" "$new" || fail "$cgroup_error"
     if ! cgroup_write "$memsw_file" "$new"; then

@@ -31,7 +31,24 @@ if [[ ! -f run/wshd.pid ]]; then
 fi
 require_params id
 read -r wshd_pid <run/wshd.pid || true
-procs=$cgroup_root/cpu/warden/instance-$id/cgroup.procs
+# Every group of the container holds all its processes; any one will do.
+find_cgroup_subsystems
+procs_files=()
+for s in "${cgroup_mounted[@]}"; do
+  procs_files+=("$cgroup_root/$s/warden/instance-$id/cgroup.procs")
+done
+
+# read_pids: pids = the processes in the first of procs_files that can be
+# read; none if no file can be.
+read_pids() {
+  local f
+  for f in "${procs_files[@]}"; do
+    if [[ -r $f ]] && mapfile -t pids 2>/dev/null <"$f"; then
+      return 0
+    fi
+  done
+  pids=()
+}
 
 # Microseconds since the epoch, without a subprocess.
 now_us() {
@@ -47,14 +64,12 @@ deadline=$((now + 10#$whole * 1000000 + 10#${frac:0:6}))
 declare -A termed=()
 while true; do
   others=()
-  if [[ -r $procs ]]; then
-    mapfile -t pids 2>/dev/null <"$procs" || pids=()
-    for pid in "${pids[@]}"; do
-      if [[ $pid != "$wshd_pid" ]]; then
-        others+=("$pid")
-      fi
-    done
-  fi
+  read_pids
+  for pid in "${pids[@]}"; do
+    if [[ $pid != "$wshd_pid" ]]; then
+      others+=("$pid")
+    fi
+  done
   if ((${#others[@]} == 0)); then
     exit 0
   fi
