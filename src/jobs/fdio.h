@@ -4,9 +4,13 @@
 #define JOBS_FDIO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 /* Writes the whole buffer, retrying on EINTR and short writes (blocking fds). */
 int write_all(int fd, const void *buf, size_t len);
+
+/* The same at an offset (pwrite(2)); the file position is not used. */
+int pwrite_all(int fd, const void *buf, size_t len, off_t offset);
 
 /* close(2) that ignores fd < 0 and keeps errno unchanged. */
 void close_quietly(int fd);

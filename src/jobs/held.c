@@ -1,11 +1,13 @@
 #include "held.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,22 @@
 #include "fdio.h"
 #include "jobdir.h"
 #include "jobfiles.h"
+
+/* From this many bytes waiting in a pipe, a record is spliced rather than
+ * read and written: below, the extra ioctl costs more than the copy saved. */
+#define SPLICE_MIN (16 * 1024)
+
+/* Records are written at explicit offsets (the holder is the file's only
+ * writer and knows its size), which splice(2) needs: it refuses a file open
+ * for appending. True when O_APPEND is off. */
+static bool positional_writes(int output_fd)
+{
+	int flags;
+
+	if (output_fd < 0 || (flags = fcntl(output_fd, F_GETFL)) < 0)
+		return false;
+	return !(flags & O_APPEND) || fcntl(output_fd, F_SETFL, flags & ~O_APPEND) == 0;
+}
 
 struct held_job *held_job_new(const struct held_job_spec *spec)
 {
@@ -34,6 +52,7 @@ struct held_job *held_job_new(const struct held_job_spec *spec)
 	j->output_limit = spec->output_limit;
 	j->discard_output = spec->discard_output;
 	j->syslog = spec->syslog;
+	j->can_splice = positional_writes(j->output_fd);
 	j->accepting = true;
 	j->wait_status = -1;
 	client_set_init(&j->clients);
@@ -108,31 +127,90 @@ bool held_job_finish_if_done(struct held_job *j)
 	return true;
 }
 
+/* Cut off any partial record so that readers never stall on it. */
+static void record_failed(struct held_job *j)
+{
+	(void)ftruncate(j->output_fd, j->output_size);
+	j->write_failed = true;
+}
+
+static void record_done(struct held_job *j, size_t len)
+{
+	j->output_size += (off_t)(RECORD_HEADER_SIZE + len);
+	client_set_notify(&j->clients);
+}
+
 static void append_record(struct held_job *j, unsigned char *buffer, enum stream_id stream, size_t len)
 {
-	size_t record_len = RECORD_HEADER_SIZE + len;
-
 	record_header_encode(buffer, stream, (uint32_t)len);
-	if (write_all(j->output_fd, buffer, record_len) < 0) {
-		/* Cut off any partial record so that readers never stall on it. */
-		(void)ftruncate(j->output_fd, j->output_size);
-		j->write_failed = true;
+	if (pwrite_all(j->output_fd, buffer, RECORD_HEADER_SIZE + len, j->output_size) < 0)
+		record_failed(j);
+	else
+		record_done(j, len);
+}
+
+/* A record whose payload goes from the pipe to the file by splice(2): one
+ * copy, in the kernel, where read + write make two through our buffer. The
+ * pipe holds at least len bytes and only we read it. */
+static void splice_record(struct held_job *j, int pipe_fd, enum stream_id stream, size_t len)
+{
+	unsigned char header[RECORD_HEADER_SIZE];
+	loff_t at = j->output_size + RECORD_HEADER_SIZE;
+	size_t left = len;
+
+	record_header_encode(header, stream, (uint32_t)len);
+	if (pwrite_all(j->output_fd, header, sizeof(header), j->output_size) < 0) {
+		record_failed(j);
 		return;
 	}
-	j->output_size += (off_t)record_len;
-	client_set_notify(&j->clients);
+	while (left > 0) {
+		ssize_t n = splice(pipe_fd, NULL, j->output_fd, &at, left, SPLICE_F_MOVE);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			record_failed(j);  /* what is left of it in the pipe is read and dropped */
+			return;
+		}
+		left -= (size_t)n;
+	}
+	record_done(j, len);
+}
+
+/* How much the pipe holds now; 0 at EOF or when it cannot tell. */
+static size_t pipe_pending(int fd)
+{
+	int n;
+
+	return ioctl(fd, FIONREAD, &n) == 0 && n > 0 ? (size_t)n : 0;
+}
+
+/* The room left under the output limit for len more bytes (all of it when
+ * there is no limit); *over is set when len does not fit. */
+static size_t within_limit(const struct held_job *j, size_t len, bool *over)
+{
+	*over = false;
+	if (!j->discard_output && j->output_limit > 0 && len > j->output_limit - j->kept_bytes) {
+		*over = true;
+		return (size_t)(j->output_limit - j->kept_bytes);
+	}
+	return len;
+}
+
+static void limit_reached(struct held_job *j)
+{
+	j->limit_exceeded = true;
+	/* The job and everything it started in its session. */
+	(void)kill(-j->pid, SIGKILL);
 }
 
 static void handle_chunk(struct held_job *j, unsigned char *buffer, enum stream_id stream, size_t len)
 {
-	bool over_limit = false;
+	bool over_limit;
 
 	if (j->limit_exceeded)
 		return;
-	if (!j->discard_output && j->output_limit > 0 && len > j->output_limit - j->kept_bytes) {
-		len = (size_t)(j->output_limit - j->kept_bytes);
-		over_limit = true;
-	}
+	len = within_limit(j, len, &over_limit);
 	if (len > 0) {
 		j->kept_bytes += len;
 		if (j->syslog != NULL)
@@ -140,11 +218,31 @@ static void handle_chunk(struct held_job *j, unsigned char *buffer, enum stream_
 		if (!j->discard_output && !j->write_failed)
 			append_record(j, buffer, stream, len);
 	}
-	if (over_limit) {
-		j->limit_exceeded = true;
-		/* The job and everything it started in its session. */
-		(void)kill(-j->pid, SIGKILL);
+	if (over_limit)
+		limit_reached(j);
+}
+
+/* Splices what the pipe holds into one record when that is worth it: output
+ * kept whole (no syslog copy, which needs the bytes) and at least SPLICE_MIN
+ * bytes waiting. Returns false to leave the pipe to a plain read. */
+static bool splice_pending(struct held_job *j, int pipe_fd, enum stream_id stream)
+{
+	size_t pending, len;
+	bool over_limit;
+
+	if (!j->can_splice || j->syslog != NULL || j->discard_output || j->write_failed || j->limit_exceeded)
+		return false;
+	pending = pipe_pending(pipe_fd);
+	if (pending < SPLICE_MIN)
+		return false;
+	len = within_limit(j, pending < RECORD_MAX_PAYLOAD ? pending : RECORD_MAX_PAYLOAD, &over_limit);
+	if (len > 0) {
+		j->kept_bytes += len;
+		splice_record(j, pipe_fd, stream, len);
 	}
+	if (over_limit)
+		limit_reached(j);
+	return true;
 }
 
 bool held_job_read_pipe(struct held_job *j, int index, unsigned char *buffer)
@@ -153,6 +251,8 @@ bool held_job_read_pipe(struct held_job *j, int index, unsigned char *buffer)
 	ssize_t n;
 
 	if (j->pipe_fds[index] < 0)
+		return false;
+	if (splice_pending(j, j->pipe_fds[index], stream))
 		return false;
 	n = read(j->pipe_fds[index], buffer + RECORD_HEADER_SIZE, RECORD_MAX_PAYLOAD);
 	if (n > 0) {

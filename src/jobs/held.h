@@ -24,6 +24,7 @@ struct held_job {
 	unsigned long long kept_bytes;
 	off_t output_size;
 	bool discard_output;
+	bool can_splice;        /* output_fd is written at offsets (no O_APPEND) */
 	bool accepting;
 	bool out_of_fds;        /* accepting paused until a descriptor is freed */
 	bool limit_exceeded;

@@ -297,6 +297,26 @@ static void job_flood_then_sleep(int bytes)
 	_exit(0);
 }
 
+static unsigned char pattern_byte(size_t i)
+{
+	return (unsigned char)(i % 251);
+}
+
+/* 600000 bytes of a pattern, in writes of 60000, then 3 bytes to stderr. */
+static void job_pattern(int unused)
+{
+	static unsigned char buf[600000];
+	size_t i;
+
+	(void)unused;
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = pattern_byte(i);
+	for (i = 0; i < sizeof(buf); i += 60000)
+		(void)write_all(1, buf + i, 60000);
+	put(2, "end");
+	_exit(0);
+}
+
 static void job_grandchild_writes_late(int unused)
 {
 	(void)unused;
@@ -427,6 +447,39 @@ static void test_limit(struct job_holder *h)
 	CHECK(run_until_done(h, 10));
 	CHECK(status_is(t.dir_fd, "0\n"));
 	CHECK(read_records(t.dir_fd, &r) == 0 && r.total == 10);
+	close(t.dir_fd);
+}
+
+/* Big writes: records are spliced from the pipe (the holder has data waiting
+ * when it looks); the bytes, their order and the streams must be intact. */
+static void test_large_records(struct job_holder *h)
+{
+	struct test_job t;
+	static struct records r;
+	size_t i, largest = 0;
+	bool intact = true;
+
+	CHECK(start_job(h, "large", job_pattern, 0, 0, false, NULL, &t) == 0);
+	CHECK(run_until_done(h, 10));
+	CHECK(status_is(t.dir_fd, "0\n"));
+	CHECK(read_records(t.dir_fd, &r) == 0 && r.total == 600003);
+	for (i = 0; i < 600000 && intact; i++)
+		intact = (unsigned char)r.data[i] == pattern_byte(i);
+	CHECK(intact);
+	CHECK(memcmp(r.data + 600000, "end", 3) == 0 && r.stream[r.count - 1] == STREAM_STDERR);
+	for (i = 0; i < r.count; i++)
+		largest = r.len[i] > largest ? r.len[i] : largest;
+	CHECK(largest >= 16 * 1024);
+	close(t.dir_fd);
+
+	/* A limit that falls inside a spliced record cuts it exactly there. */
+	CHECK(start_job(h, "large-limit", job_pattern, 0, 100000, false, NULL, &t) == 0);
+	CHECK(run_until_done(h, 10));
+	CHECK(status_is(t.dir_fd, "255\n" STATUS_LIMIT_EXCEEDED_LINE "\n"));
+	CHECK(read_records(t.dir_fd, &r) == 0 && r.total == 100000);
+	for (i = 0, intact = true; i < 100000 && intact; i++)
+		intact = (unsigned char)r.data[i] == pattern_byte(i);
+	CHECK(intact);
 	close(t.dir_fd);
 }
 
@@ -611,6 +664,7 @@ int main(void)
 	test_interleaved(h);
 	test_killed(h);
 	test_limit(h);
+	test_large_records(h);
 	test_discard(h);
 	test_grandchild(h);
 	test_readers(h);
