@@ -9,12 +9,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-int write_all(int fd, const void *buf, size_t len)
+/* The loop of both: at offset, or at the file position when offset < 0. */
+static int write_loop(int fd, const char *p, size_t len, off_t offset)
 {
-	const char *p = buf;
-
 	while (len > 0) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = offset < 0 ? write(fd, p, len) : pwrite(fd, p, len, offset);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -23,27 +22,20 @@ int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		if (offset >= 0)
+			offset += n;
 	}
 	return 0;
 }
 
+int write_all(int fd, const void *buf, size_t len)
+{
+	return write_loop(fd, buf, len, -1);
+}
+
 int pwrite_all(int fd, const void *buf, size_t len, off_t offset)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, offset);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-		offset += n;
-	}
-	return 0;
+	return offset < 0 ? (errno = EINVAL, -1) : write_loop(fd, buf, len, offset);
 }
 
 void close_quietly(int fd)

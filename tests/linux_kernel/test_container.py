@@ -8,6 +8,7 @@ an ifb named w-<id>-N on 10.254.255.0/30. The only traffic it sends is one
 ICMP echo to the container's own address. A module fixture always runs
 destroy.sh and then checks that nothing of the container is left.
 """
+import contextlib
 import hashlib
 import os
 import shutil
@@ -137,8 +138,10 @@ def test_network(container):
         assert icmp_echo(container.container_ip)
 
 
-def test_stop_kills_jobs_but_not_wshd(container):
-    wshd_pid = (container.path / "run" / "wshd.pid").read_text().strip()
+@contextlib.contextmanager
+def sleeping_job(container):
+    """A `sleep 1000` in the container (through wsh), running when this yields;
+    killed afterwards if the test left it alive."""
     job = subprocess.Popen(container.wsh_argv("sleep", "1000", user="vcap"), stdin=subprocess.DEVNULL,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -148,16 +151,22 @@ def test_stop_kills_jobs_but_not_wshd(container):
             time.sleep(0.02)
         else:
             pytest.fail("the job did not start")
+        yield job
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+
+
+def test_stop_kills_jobs_but_not_wshd(container):
+    wshd_pid = (container.path / "run" / "wshd.pid").read_text().strip()
+    with sleeping_job(container) as job:
         t0 = time.monotonic()
         container.script(container.path / "stop.sh", "-w", "0")
         elapsed = time.monotonic() - t0
         assert job.wait(timeout=5) == 255
         # -w 0 kills at once: far from the default 10 s grace period.
         assert elapsed < 5, elapsed
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert os.path.exists(f"/proc/{wshd_pid}")
     assert container.sh("ps -eo pid=,args=").split("\n")[0].split(None, 1) == ["1", f"wshd: {container.id}"]
 
@@ -174,15 +183,7 @@ def test_stop_reads_another_cgroup_when_cpu_has_no_procs(container, tmp_path):
         return subprocess.run([str(container.path / "stop.sh"), "-w", "0"], env=env, capture_output=True,
                               text=True, timeout=60)
 
-    job = subprocess.Popen(container.wsh_argv("sleep", "1000", user="vcap"), stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if "sleep 1000" in container.sh("ps -eo args="):
-                break
-            time.sleep(0.02)
-        else:
-            pytest.fail("the job did not start")
+    with sleeping_job(container) as job:
         # No group readable: nothing to stop.
         res = stop()
         assert res.returncode == 0, res.stderr
@@ -192,10 +193,6 @@ def test_stop_reads_another_cgroup_when_cpu_has_no_procs(container, tmp_path):
         res = stop()
         assert res.returncode == 0, res.stderr
         assert job.wait(timeout=5) == 255
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
     assert container.sh("ps -eo pid=,args=").split("\n")[0].split(None, 1) == ["1", f"wshd: {container.id}"]
 
 

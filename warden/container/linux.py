@@ -246,7 +246,7 @@ class LinuxContainer(Container):
 
     def _open_job_output(self, job: Job) -> int:
         """The job's output file, on the depot's disk, linked as `output` from the
-        job directory (which is on a tmpfs, see setup.sh): wshd, in the
+        job directory (on a tmpfs when setup.sh could mount one): wshd, in the
         container's memory cgroup, writes it, and tmpfs pages would count
         against the container's memory limit with no way to reclaim them, so a
         chatty job could get its container killed. Page cache is written back
