@@ -8,13 +8,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-ssize_t read_full(int fd, void *buf, size_t len)
+/* The loop of both: at offset, or at the file position when offset < 0. */
+static ssize_t read_loop(int fd, char *p, size_t len, off_t offset)
 {
-	char *p = buf;
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = read(fd, p + done, len - done);
+		ssize_t n = offset < 0 ? read(fd, p + done, len - done)
+				       : pread(fd, p + done, len - done, offset + (off_t)done);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -27,23 +28,18 @@ ssize_t read_full(int fd, void *buf, size_t len)
 	return (ssize_t)done;
 }
 
+ssize_t read_full(int fd, void *buf, size_t len)
+{
+	return read_loop(fd, buf, len, -1);
+}
+
 ssize_t pread_full(int fd, void *buf, size_t len, off_t offset)
 {
-	char *p = buf;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pread(fd, p + done, len - done, offset + (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
+	if (offset < 0) {
+		errno = EINVAL;
+		return -1;
 	}
-	return (ssize_t)done;
+	return read_loop(fd, buf, len, offset);
 }
 
 int ensure_std_fds(void)
