@@ -104,7 +104,7 @@ def test(c, k=None, verbose=False):
 
 
 @task(help={"json": "also write the results as JSON to this file",
-            "quick": "fewer iterations and smaller sizes (about 2 minutes)"})
+            "quick": "fewer iterations and smaller sizes (about 20 s; a full run takes about 2 minutes)"})
 def bench(c, json=None, quick=False):
     """Benchmark warden against crun/runc, a kernel-only reference and a pipe (needs root)."""
     args = []

@@ -40,7 +40,7 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Settings]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
-    parser.add_argument("--quick", action="store_true", help="fewer iterations and smaller sizes (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations and smaller sizes (~20 s; a full run takes ~2 min)")
     parser.add_argument("--only", help="comma-separated benchmarks to run (default: all)")
     parser.add_argument("--warmup", type=int)
     parser.add_argument("--iterations", type=int, help="run_true samples per peer")
