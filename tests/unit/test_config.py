@@ -316,7 +316,7 @@ def test_shipped_linux_config_loads():
     assert cfg.server.unix_domain_permissions == 0o777
     assert cfg.server.container_grace_time == 300
     assert cfg.server.container_rlimits == {"as": 4294967296, "nofile": 8192, "nproc": 512}
-    assert cfg.server.job_output_limit == 10485760
+    assert cfg.server.job_output_limit == 2 * 1024**3  # on disk; a 1 GiB stream fits
     assert cfg.network.pool_network == "10.254.0.0/22"  # upstream: pool_start_address + pool_size 256
     assert cfg.user.pool_size == 256
     assert cfg.health_check_port == 2345
