@@ -131,6 +131,22 @@ def test_stream_of_large_output_is_whole_and_in_order(wire, handle, finished_fir
             assert seen_out >= (block + 1) * len(out) // 6, (block, seen_out)
 
 
+@pytest.mark.parametrize("how", ["Link", "Run"])
+def test_link_and_run_of_large_output_are_whole(wire, handle, how):
+    """Past 1 MiB, Link and Run send the output from its file piece by piece;
+    the answer is the same frame as for a small output."""
+    script = f"python3 - <<'PY'\n{BIG_OUTPUT}\nPY\nexit 4\n"
+    if how == "Link":
+        job = wire.call("Spawn", handle=handle, script=script)["job_id"]
+        reply = wire.call("Link", handle=handle, job_id=job)
+    else:
+        reply = wire.call("Run", handle=handle, script=script)
+    out, err = expected_big_output()
+    assert (reply["exit_status"], reply["stdout"], reply["stderr"]) == (4, out, err)
+    assert reply["info"]["state"] == "active"
+    assert wire.call("Echo", message="next")["message"] == "next"  # the stream is in step
+
+
 def test_stream_of_a_finished_job_replays_everything(wire, handle):
     job = wire.call("Spawn", handle=handle, script="echo a; echo b >&2; exit 4")["job_id"]
     wait_for(lambda: wire.call("Info", handle=handle)["job_ids"] == [], what="job end")

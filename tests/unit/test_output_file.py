@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from warden.container.jobs import HEADER, READ_SIZE, SPAN_MIN, FileSpan, OutputCursor, read_output
+from warden.container.jobs import (HEADER, READ_SIZE, SPAN_MIN, FileSpan, OutputCursor, StreamBytes, finished_output,
+                                   read_output)
 
 STDOUT, STDERR = 1, 2
 
@@ -103,3 +104,58 @@ def test_read_output_splits_the_streams_and_ignores_a_cut_record():
     data = record(STDOUT, b"o1") + record(STDERR, b"e1") + record(STDOUT, b"o2") + record(STDOUT, b"cut")[:-1]
     out = read_output(io.BytesIO(data))
     assert (out.stdout, out.stderr) == (b"o1o2", b"e1")
+
+
+def test_a_stream_of_a_finished_output_is_measured_and_produced_alone(output):
+    path, reader = output
+    big_out, big_err = os.urandom(SPAN_MIN * 2), os.urandom(SPAN_MIN + 7)
+    append(path, record(STDOUT, b"o1") + record(STDERR, b"e1") + record(STDOUT, big_out)
+           + record(STDERR, big_err) + record(STDOUT, b"o2") + record(STDERR, b"e2"))
+    assert OutputCursor(reader, only=()).measure() == {"stdout": len(big_out) + 4, "stderr": len(big_err) + 4}
+    stdout, stderr = StreamBytes(reader, "stdout", 0), StreamBytes(reader, "stderr", 0)
+    try:
+        assert stdout.read() == b"o1" + big_out + b"o2"
+        assert stderr.read() == b"e1" + big_err + b"e2"
+        assert any(isinstance(part, FileSpan) for part in stdout.parts())
+    finally:
+        stdout.close()
+        stderr.close()
+
+
+def test_finished_output_is_bytes_when_small_and_streams_when_large(output, monkeypatch):
+    path, reader = output
+    append(path, record(STDOUT, b"small") + record(STDERR, b"err"))
+    assert finished_output(reader) == (b"small", b"err")
+    monkeypatch.setattr("warden.container.jobs.INLINE_OUTPUT_MAX", 4)
+    stdout, stderr = finished_output(reader)
+    reader.close()  # each StreamBytes has a descriptor of its own
+    try:
+        assert (len(stdout), len(stderr)) == (5, 3)
+        assert (stdout.read(), stderr.read()) == (b"small", b"err")
+    finally:
+        stdout.close()
+        stderr.close()
+
+
+def test_response_parts_are_the_bytes_of_the_whole_response():
+    """A Link answer sent in pieces (bin headers, then what the large fields
+    produce) is byte for byte the answer encode_response packs."""
+    from warden.protocol import encode_response, encode_response_parts
+
+    class Large:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def __len__(self) -> int:
+            return len(self.data)
+
+        def parts(self):
+            yield self.data[:3]
+            yield self.data[3:]
+
+    out, err = os.urandom(70000), b"e" * 300
+    info = {"state": "active", "events": ["x"], "job_ids": [1, 2]}
+    pieces = encode_response_parts("Link", {"exit_status": 3, "stdout": Large(out), "stderr": Large(err),
+                                            "info": info})
+    sent = b"".join(b"".join(p.parts()) if isinstance(p, Large) else p for p in pieces)
+    assert sent == encode_response("Link", {"exit_status": 3, "stdout": out, "stderr": err, "info": info})

@@ -20,7 +20,7 @@ from ..errors import NotImplementedByBackend, StateError, WardenError
 from ..pool import PoolExhausted, Subnet
 from . import ids
 from .context import Context
-from .jobs import Job, Output, read_output
+from .jobs import Job, close_result, finished_output
 
 log = logging.getLogger("warden.container")
 
@@ -368,20 +368,23 @@ class Container:
             asyncio.get_running_loop().run_in_executor(None, job.remove)
 
     async def link(self, job_id: int) -> dict[str, Any]:
+        """The job's result. A large output comes as StreamBytes, to be sent
+        from the file and closed by the caller (see `close_result`)."""
         job = self.job(job_id)
         output_file = job.open_output()
         try:
             status = await job.wait()
-            output = read_output(output_file) if output_file else Output(b"", b"")
+            stdout, stderr = finished_output(output_file) if output_file else (b"", b"")
         finally:
             if output_file:
                 output_file.close()
-        return {
-            "exit_status": status.exit_status,
-            "stdout": output.stdout,
-            "stderr": output.stderr,
-            "info": await self.info_or_obituary(),
-        }
+        result = {"exit_status": status.exit_status, "stdout": stdout, "stderr": stderr}
+        try:
+            result["info"] = await self.info_or_obituary()
+        except BaseException:
+            close_result(result)
+            raise
+        return result
 
     async def stream(self, job_id: int) -> AsyncIterator[dict[str, Any]]:
         job = self.job(job_id)

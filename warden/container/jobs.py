@@ -23,7 +23,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Iterator
+from typing import Any, AsyncIterator, BinaryIO, Iterator
 
 STREAMS = {1: "stdout", 2: "stderr"}
 HEADER = struct.Struct(">BI")
@@ -52,6 +52,30 @@ class Status:
 class Output:
     stdout: bytes
     stderr: bytes
+
+
+# Up to this size a finished job's output is read into memory for Link and Run;
+# beyond, it is sent from its file (StreamBytes), so the server's memory does
+# not grow with it.
+INLINE_OUTPUT_MAX = 1 << 20
+
+
+def finished_output(f: BinaryIO) -> tuple[bytes | StreamBytes, bytes | StreamBytes]:
+    """stdout and stderr of a finished job, for Link and Run: bytes when the
+    output is small, else StreamBytes (on descriptors of their own: `f` can be
+    closed at once; close them once sent)."""
+    if os.fstat(f.fileno()).st_size <= INLINE_OUTPUT_MAX:
+        output = read_output(f)
+        return output.stdout, output.stderr
+    lengths = OutputCursor(f, only=()).measure()
+    return StreamBytes(f, "stdout", lengths["stdout"]), StreamBytes(f, "stderr", lengths["stderr"])
+
+
+def close_result(result: dict[str, Any]) -> None:
+    """Closes the StreamBytes of a Link or Run result (sent or not)."""
+    for value in result.values():
+        if isinstance(value, StreamBytes):
+            value.close()
 
 
 def read_output(f: BinaryIO) -> Output:
@@ -269,19 +293,55 @@ class FileSpan:
         return os.pread(self.file.fileno(), self.length, self.offset)
 
 
+class StreamBytes:
+    """One stream of a finished job's output, left in the output file: its
+    length (for the frame's bin header) and its bytes in order, produced on
+    demand by `parts()` as bytes (runs of small records) and FileSpans."""
+
+    def __init__(self, f: BinaryIO, name: str, length: int) -> None:
+        self.name = name
+        self.length = length
+        self._file = os.fdopen(os.dup(f.fileno()), "rb")
+
+    def __len__(self) -> int:
+        return self.length
+
+    def parts(self) -> Iterator[bytes | FileSpan]:
+        for _, data in OutputCursor(self._file, only=(self.name,)).available():
+            yield data
+
+    def read(self) -> bytes:
+        return b"".join(p.read() if isinstance(p, FileSpan) else p for p in self.parts())
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class OutputCursor:
     """Walks the complete records of an output file from the first.
 
     Runs of small records of one stream come out joined as bytes (a chatty job
     costs few frames; memory stays bounded by READ_SIZE); a record of SPAN_MIN
     bytes or more comes out as a FileSpan. After a span only the next header
-    is read: a fast writer's records are large one after the other."""
+    is read: a fast writer's records are large one after the other.
 
-    def __init__(self, f: BinaryIO) -> None:
+    `only` names the streams to give out (default both); records of the others
+    are passed over, large ones without reading them. Either way `lengths`
+    counts the bytes of each stream passed."""
+
+    def __init__(self, f: BinaryIO, only: tuple[str, ...] = ("stdout", "stderr")) -> None:
         self._file = f
         self._fd = f.fileno()
+        self._only = only
         self.offset = 0
-        self._header_only = False  # after a span, the next record is likely large too
+        self.lengths = {"stdout": 0, "stderr": 0}
+        self._header_only = False  # after a large record, the next is likely large too
+
+    def measure(self) -> dict[str, int]:
+        """Walk to the end of what the file holds; the bytes of each stream."""
+        for _ in self.available():
+            pass
+        return self.lengths
 
     def available(self) -> Iterator[tuple[str, bytes | FileSpan]]:
         while True:
@@ -308,11 +368,14 @@ class OutputCursor:
             record_name = STREAMS.get(stream, "stdout")
             start = pos + HEADER.size
             end = start + length
+            wanted = record_name in self._only
             if length >= SPAN_MIN and self.offset + end <= size:
-                if parts:
+                if parts and wanted:
                     yield name, b"".join(parts)
                     name, parts = None, []
-                yield record_name, FileSpan(self._file, self.offset + start, length)
+                if wanted:
+                    yield record_name, FileSpan(self._file, self.offset + start, length)
+                self.lengths[record_name] += length
                 pos = end
                 if end >= len(data):
                     self._header_only = True
@@ -320,12 +383,15 @@ class OutputCursor:
                 continue
             if end > len(data):
                 break
+            self.lengths[record_name] += length
+            pos = end
+            if not wanted:
+                continue
             if record_name != name and parts:
                 yield name, b"".join(parts)
                 parts = []
             name = record_name
             parts.append(view[start:end])
-            pos = end
         if parts:
             yield name, b"".join(parts)
         return pos

@@ -242,15 +242,39 @@ def encode_stream_data(name: str, data: _Payload) -> tuple[bytes, _Payload]:
     large, is written to the socket without being copied into a packed frame
     (data may also be a span of a file, sent by sendfile). Head and data are
     the bytes `encode_response("Stream", {"name", "data"})` gives."""
-    size = len(data)
-    if size < 1 << 8:
-        bin_head = b"\xc4" + size.to_bytes(1, "big")
-    elif size < 1 << 16:
-        bin_head = b"\xc5" + size.to_bytes(2, "big")
-    else:
-        bin_head = b"\xc6" + size.to_bytes(4, "big")
-    head = b"\x82" + _STREAM_HEAD + b"\x82" + pack("name") + pack(name) + pack("data") + bin_head
+    head = b"\x82" + _STREAM_HEAD + b"\x82" + pack("name") + pack(name) + pack("data") + _bin_head(len(data))
     return head, data
+
+
+def _bin_head(size: int) -> bytes:
+    """msgpack's header of a bin of `size` bytes (the bytes follow it)."""
+    if size < 1 << 8:
+        return b"\xc4" + size.to_bytes(1, "big")
+    if size < 1 << 16:
+        return b"\xc5" + size.to_bytes(2, "big")
+    return b"\xc6" + size.to_bytes(4, "big")
+
+
+def _map_head(count: int) -> bytes:
+    return bytes([0x80 | count]) if count < 16 else b"\xde" + count.to_bytes(2, "big")
+
+
+def encode_response_parts(kind: str, payload: dict[str, Any]) -> list[Any]:
+    """Like encode_response, for a payload in which some bin fields are large
+    objects that produce their bytes themselves (they have `parts()` and a
+    length): the frame as packed bytes with those objects between them, each
+    right after its bin header. Written out in order, the pieces are the bytes
+    encode_response would give for the same content."""
+    cat = catalogue()
+    body = encode_fields(cat.messages[kind].response, payload, cat)
+    pieces: list[Any] = [b"\x82" + pack("type") + pack(kind) + pack("payload") + _map_head(len(body))]
+    for key, value in body.items():
+        if hasattr(value, "parts"):
+            pieces[-1] += pack(key) + _bin_head(len(value))
+            pieces += [value, b""]
+        else:
+            pieces[-1] += pack(key) + pack(value)
+    return [piece for piece in pieces if not isinstance(piece, bytes) or piece]
 
 
 def encode_error(message: str, data: str | None = None) -> bytes:

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..container.base import Container
-from ..container.jobs import FileSpan
+from ..container.jobs import FileSpan, StreamBytes, close_result
 from ..errors import WardenError
 from ..protocol import (
     FrameReader,
@@ -22,6 +22,7 @@ from ..protocol import (
     MalformedStream,
     encode_error,
     encode_response,
+    encode_response_parts,
     encode_stream_data,
     parse_request,
 )
@@ -156,14 +157,31 @@ class Connection:
     async def _send_data(self, name: str, data: bytes | FileSpan) -> None:
         """A Stream data frame; a span of the output file goes by sendfile(2)."""
         head, payload = encode_stream_data(name, data)
-        if not isinstance(payload, FileSpan):
-            return await self._send(head, payload)
         await self._send(head)
+        await self._send_piece(payload)
+
+    async def _send_piece(self, piece: bytes | FileSpan) -> None:
+        if not isinstance(piece, FileSpan):
+            return await self._send(piece)
         try:
-            await asyncio.get_running_loop().sendfile(
-                self.writer.transport, payload.file, payload.offset, payload.length)
+            await asyncio.get_running_loop().sendfile(self.writer.transport, piece.file, piece.offset, piece.length)
         except RuntimeError as exc:  # the transport is closing
             raise ConnectionResetError("client went away") from exc
+
+    async def _send_result(self, kind: str, result: dict[str, Any]) -> None:
+        """A Link or Run answer. An output left in its file (StreamBytes) is
+        sent from there piece by piece: the frame is never whole in memory."""
+        if not any(isinstance(value, StreamBytes) for value in result.values()):
+            return await self._send(encode_response(kind, result))
+        try:
+            for piece in encode_response_parts(kind, result):
+                if isinstance(piece, StreamBytes):
+                    for part in piece.parts():
+                        await self._send_piece(part)
+                else:
+                    await self._send(piece)
+        finally:
+            close_result(result)
 
     async def _handle(self, kind: str, request: dict[str, Any]) -> None:
         try:
@@ -198,12 +216,11 @@ class Connection:
         self.reference(container)
         if kind == "Link":
             job = container.job(request["job_id"])
-            result = await container.link(job.id)
-            await self._send(encode_response("Link", result))
+            await self._send_result("Link", await container.link(job.id))
             container.forget_job(job.id)
         elif kind == "Run":
             job_id, result = await server.dispatcher.run(container, request)
-            await self._send(encode_response("Run", result))
+            await self._send_result("Run", result)
             container.forget_job(job_id)
         elif kind == "Stream":
             job = container.job(request["job_id"])
