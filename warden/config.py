@@ -106,7 +106,8 @@ def ephemeral_port_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -
 # ---- typed getters: each names the key in its error -------------------------------
 
 
-def _int(section: dict, key: str, where: str, default: Any, *, low: int = 0, nullable: bool = False) -> Any:
+def _int(section: dict, key: str, where: str, default: Any, *, low: int = 0, high: int | None = None,
+         why_high: str = "", nullable: bool = False) -> Any:
     value = section.get(key, default)
     if value is None and nullable:
         return None
@@ -115,6 +116,8 @@ def _int(section: dict, key: str, where: str, default: Any, *, low: int = 0, nul
         raise ConfigError(f"{where}.{key}: must be {kind}, got {value!r}")
     if value < low:
         raise ConfigError(f"{where}.{key}: must be at least {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where}.{key}: must be at most {high}{why_high}, got {value}")
     return value
 
 
@@ -189,7 +192,8 @@ def _server(raw: dict) -> ServerConfig:
         container_rootfs_path=_str(s, "container_rootfs_path", where, str(base / "base" / "rootfs")),
         container_depot_path=_str(s, "container_depot_path", where, str(base / "instances")),
         container_rlimits={k: int(v) for k, v in rlimits.items()},
-        job_output_limit=_int(s, "job_output_limit", where, 10 * 1024 * 1024, low=1),
+        job_output_limit=_int(s, "job_output_limit", where, 10 * 1024 * 1024, low=1, high=2**32 - 1,
+                              why_high=" (Link and Run answer with the output as one msgpack bin)"),
         max_request_size=_int(s, "max_request_size", where, 16 * 1024 * 1024, low=1024),
         disk_quota_enabled=_bool(quota, "disk_quota_enabled", "server.quota", False),
         allow_nested_warden=_bool(s, "allow_nested_warden", where, False),

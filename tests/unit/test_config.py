@@ -210,6 +210,7 @@ BAD = [
     ("server.container_rlimits.nproc", {"server": {"container_rlimits": {"nproc": None}}}),
     ("server.job_output_limit", {"server": {"job_output_limit": 0}}),
     ("server.job_output_limit", {"server": {"job_output_limit": "10M"}}),
+    ("server.job_output_limit", {"server": {"job_output_limit": 2**32}}),
     ("server.max_request_size", {"server": {"max_request_size": 100}}),
     ("server.quota", {"server": {"quota": "on"}}),
     ("server.quota.disk_quota_enabled", {"server": {"quota": {"disk_quota_enabled": "yes"}}}),
