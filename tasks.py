@@ -104,14 +104,17 @@ def test(c, k=None, verbose=False):
 
 
 @task(help={"json": "also write the results as JSON to this file",
-            "quick": "fewer iterations and smaller sizes (about 20 s; a full run takes about 2 minutes)"})
-def bench(c, json=None, quick=False):
-    """Benchmark warden against crun/runc, a kernel-only reference and a pipe (needs root)."""
+            "quick": "fewer iterations and smaller sizes (about 20 s; a full run takes about 2 minutes)",
+            "only": "comma-separated benchmarks: run_true, lifecycle, scale, stream, ping (default: all)"})
+def bench(c, json=None, quick=False, only=None):
+    """Benchmark warden against crun, runc, LXC, a kernel-only reference and a pipe (needs root)."""
     args = []
     if json:
         args += ["--json", shlex.quote(str(Path(json).resolve()))]
     if quick:
         args.append("--quick")
+    if only:
+        args += ["--only", shlex.quote(only)]
     with c.cd(str(ROOT)):
         c.run(f"{sys.executable} -m bench {' '.join(args)}", pty=False)
 
