@@ -33,6 +33,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The bench runs LXC containers without networking. A freshly installed lxc
+  # enables lxc-net, a bridge (lxcbr0) with dnsmasq and NAT rules that nothing
+  # here uses: stop and disable it, unless lxc was on this host before.
+  if [[ " ${missing[*]} " == *" lxc "* ]] && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now lxc-net.service >/dev/null 2>&1 || true
+  fi
 fi
 
 echo "==> creating .venv"
