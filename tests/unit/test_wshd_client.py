@@ -155,3 +155,85 @@ def test_a_wshd_without_output_descriptors_is_told_apart(tmp_path):
                 await spawn(path)
         assert (info.value.message, info.value.data) == ("iomux-spawn failed", refusal.decode())
     asyncio.run(main())
+
+
+class OldWshd:
+    """A wshd from before output descriptors, on a thread: it refuses record 9
+    (and drops descriptors, as read(2) does) and starts everything else."""
+
+    def __init__(self, path: str) -> None:
+        import socket
+        import threading
+
+        self.requests: list[tuple[list, int]] = []  # (records, descriptors received)
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(path)
+        self.listener.listen()
+        self.listener.settimeout(10)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import array
+        import os
+        import socket
+
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                data, ancdata, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(16))
+                fds = array.array("i")
+                for _, _, payload in ancdata:
+                    fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+                for fd in fds:
+                    os.close(fd)
+                recs = records(data)
+                self.requests.append((recs, len(fds)))
+                if any(kind == 9 for kind, _ in recs):
+                    conn.sendall(answer(1, b"wshd: bad request: unknown record type 9"))
+                else:
+                    conn.sendall(answer(0, struct.pack("<II", 42, 0)))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_container_with_an_older_wshd_keeps_output_in_the_job_directory(tmp_path):
+    """Asked once with the output descriptor, refused, asked again without it:
+    the job directory keeps no link to a file on disk, and later jobs of that
+    container are asked without a descriptor at once."""
+    from warden.config import from_dict
+    from warden.container.base import Resources
+    from warden.container.context import Context
+    from warden.container.jobs import Job, JobIds
+    from warden.container.linux import LinuxContainer
+    from warden.pool import NetworkPool, PortPool, UidPool
+
+    depot = tmp_path / "depot"
+    path = depot / "c1"
+    (path / "run").mkdir(parents=True)
+    cfg = from_dict({"server": {"backend": "linux", "container_depot_path": str(depot)}})
+    ctx = Context(config=cfg, networks=NetworkPool(cfg.network.pool_network, 0), ports=PortPool(61001, 10),
+                  uids=UidPool(10000, 1, passwd=str(tmp_path / "passwd")), job_ids=JobIds(depot / ".job-ids"))
+    old = OldWshd(str(path / "run" / "wshd.sock"))
+
+    async def main():
+        container = LinuxContainer(ctx, Resources("c1", "h"), path, None)
+        for job_id in (1, 2):
+            job = Job(job_id, path / "jobs" / str(job_id))
+            job.dir.mkdir(parents=True)
+            await container.start_job(job, {"privileged": False, "rlimits": {}})
+            assert not (job.dir / "output").exists() and not (job.dir / "output").is_symlink()
+        return container
+
+    try:
+        container = asyncio.run(main())
+    finally:
+        old.close()
+    kinds = [(sorted({k for k, _ in recs}), fds) for recs, fds in old.requests]
+    with_fd = [fds for recs, fds in old.requests if any(k == 9 for k, _ in recs)]
+    assert len(old.requests) == 3 and with_fd == [1], kinds
+    assert list(container.job_output_dir.iterdir()) == []

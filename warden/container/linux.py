@@ -67,6 +67,8 @@ class LinuxContainer(Container):
         super().__init__(*args, **kwargs)
         self._oom: asyncio.subprocess.Process | None = None
         self._oom_task: asyncio.Task | None = None
+        # Cleared when this container's wshd turns out to predate output descriptors.
+        self._wshd_takes_output_fd = True
 
     # ---- host setup and recovery ----------------------------------------------------
 
@@ -228,14 +230,17 @@ class LinuxContainer(Container):
             output_limit=self.ctx.config.server.job_output_limit,
             discard_output=job.discard_output,
         )
-        if job.discard_output:
+        if job.discard_output or not self._wshd_takes_output_fd:
             await spawn()
             return
         output_fd = self._open_job_output(job)
         try:
             await spawn(output_fd=output_fd)
         except wshd.OutputFdUnsupported:
-            remove_linked_output(job.dir)  # this wshd writes output into the job directory
+            # This wshd writes output into the job directory itself (and is
+            # not asked again until the server restarts).
+            self._wshd_takes_output_fd = False
+            remove_linked_output(job.dir)
             await spawn()
         finally:
             os.close(output_fd)
