@@ -1,9 +1,11 @@
 """Helpers for the tests that run real containers (root, rootfs, binaries)."""
 import os
 import random
+import shutil
 import socket
 import struct
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -120,6 +122,33 @@ class Container:
         res = self.wsh("bash", "-c", command, user=user, env=env)
         assert res.returncode == 0, (res.returncode, res.stdout, res.stderr)
         return res.stdout.decode()
+
+
+def started_container(request, networking=True):
+    """A container made by create.sh and started by start.sh in a fresh depot,
+    destroyed at the end of the requesting scope; the teardown fails the test
+    if destroy.sh fails or anything of the container is left. Without
+    networking the container gets no iptables chains (start.sh and destroy.sh
+    run net.sh only when it is executable)."""
+    depot = tempfile.mkdtemp(prefix="warden-test-depot-")
+    c = Container(depot)
+
+    def teardown():
+        try:
+            res = c.script(ROOT_LINUX / "destroy.sh", c.path, check=False)
+            left = leftovers(c.depot, c.id)
+        finally:
+            shutil.rmtree(depot, ignore_errors=True)
+        assert res.returncode == 0, f"destroy.sh failed: {res.stderr}"
+        assert not left, f"left behind: {left}"
+
+    request.addfinalizer(teardown)
+    c.script(ROOT_LINUX / "create.sh", c.path)
+    net = c.path / "net.sh"
+    if not networking and net.exists():
+        net.chmod(0o644)
+    c.script(c.path / "start.sh")
+    return c
 
 
 def icmp_echo(addr, timeout=1.0):

@@ -13,12 +13,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from .kernel import CGROUP_ROOT, ROOT_LINUX, Container, icmp_echo, leftovers, skip_reason
+from .kernel import CGROUP_ROOT, ROOT_LINUX, icmp_echo, leftovers, skip_reason, started_container
 
 _reason = skip_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -26,22 +25,7 @@ pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_
 
 @pytest.fixture(scope="module")
 def container(request):
-    depot = tempfile.mkdtemp(prefix="warden-test-depot-")
-    c = Container(depot)
-
-    def teardown():
-        try:
-            res = c.script(ROOT_LINUX / "destroy.sh", c.path, check=False)
-            left = leftovers(c.depot, c.id)
-        finally:
-            shutil.rmtree(depot, ignore_errors=True)
-        assert res.returncode == 0, f"destroy.sh failed: {res.stderr}"
-        assert not left, f"left behind: {left}"
-
-    request.addfinalizer(teardown)
-    c.script(ROOT_LINUX / "create.sh", c.path)
-    c.script(c.path / "start.sh")
-    return c
+    return started_container(request)
 
 
 def test_users(container):

@@ -18,7 +18,6 @@ import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -27,7 +26,7 @@ from warden.container.jobs import Job, Status
 from warden.container.wshd import spawn_job
 from warden.errors import WardenError
 
-from .kernel import ROOT_LINUX, Container, leftovers, skip_reason
+from .kernel import skip_reason, started_container
 
 _reason = skip_reason()
 pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
@@ -37,26 +36,8 @@ LANG = {"LANG": "en_US.UTF-8"}
 
 @pytest.fixture(scope="module")
 def container(request):
-    depot = tempfile.mkdtemp(prefix="warden-test-depot-")
-    c = Container(depot)
-
-    def teardown():
-        try:
-            res = c.script(ROOT_LINUX / "destroy.sh", c.path, check=False)
-            left = leftovers(c.depot, c.id)
-        finally:
-            shutil.rmtree(depot, ignore_errors=True)
-        assert res.returncode == 0, f"destroy.sh failed: {res.stderr}"
-        assert not left, f"left behind: {left}"
-
-    request.addfinalizer(teardown)
-    c.script(ROOT_LINUX / "create.sh", c.path)
-    # Jobs need no network filters: skip the container's iptables chains
-    # (start.sh and destroy.sh run net.sh only when it is executable).
-    net = c.path / "net.sh"
-    if net.exists():
-        net.chmod(0o644)
-    c.script(c.path / "start.sh")
+    # Jobs need no network filters.
+    c = started_container(request, networking=False)
     c.job_ids = itertools.count(1)
     return c
 
