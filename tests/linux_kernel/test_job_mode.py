@@ -1,6 +1,6 @@
 """Job mode: a real container's wshd starts and holds jobs itself.
 
-Jobs are spawned with `warden.container.wshd.spawn_job` after the job
+Jobs are spawned with `warden.container.linux.wshd.spawn_job` after the job
 directory and its `script` are created the way `Container.spawn` does, and
 read back with `Job` from `warden.container.jobs`, the server's own reader.
 Needs root, the rootfs and the binaries in root/linux/skeleton/bin. The
@@ -23,7 +23,7 @@ import time
 import pytest
 
 from warden.container.jobs import Job, Status
-from warden.container.wshd import spawn_job
+from warden.container.linux.wshd import spawn_job
 from warden.errors import WardenError
 
 from .kernel import skip_reason, started_container
@@ -202,7 +202,7 @@ def raw_exchange(c, frame: bytes, fds: list[int]) -> bytes:
 
 
 def test_output_descriptor_and_record_must_go_together(container, tmp_path):
-    from warden.container.wshd import encode_request
+    from warden.container.linux.wshd import encode_request
 
     job_id, directory = new_job_dir(container, "true\n")
     plain = dict(user="vcap", env={}, rlimits={}, output_limit=0, discard_output=False)

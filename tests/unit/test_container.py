@@ -20,8 +20,9 @@ from warden.container.insecure import InsecureContainer
 from warden.container.jobs import JobIds
 from warden.errors import WardenError
 from warden.pool import NetworkPool, PortPool, Subnet, UidPool
-from warden.protocol import parse_request
-from warden.server.dispatch import Dispatcher, check_net_out
+from warden.container.linux.net import check_net_out
+from warden.protocol import parse_message
+from warden.server.dispatch import Dispatcher
 
 ROOT = Path(__file__).resolve().parents[2] / "root" / "insecure"
 CREATE_SH = str(ROOT / "create.sh")
@@ -57,8 +58,13 @@ def make_ctx(tmp_path):
     return make
 
 
-def request(kind: str, **payload) -> dict:
-    return parse_request({"type": kind, "payload": payload})[1]
+def request(kind: str, **payload):
+    return parse_message({"type": kind, "payload": payload})
+
+
+async def call(ctx: Context, req) -> dict:
+    """A request through the dispatcher's table, as a connection sends it."""
+    return (await Dispatcher(ctx, InsecureContainer).answer(req)).payload
 
 
 async def create(ctx: Context, **payload) -> InsecureContainer:
@@ -267,12 +273,11 @@ def test_stop_is_idempotent(fp, make_ctx):
     async def main():
         c = await create(ctx, handle="h")
         fp.register([stop_sh(c)])
-        d = Dispatcher(ctx, InsecureContainer)
-        assert await d.call("Stop", c, request("Stop", handle="h")) == {}
+        assert await call(ctx, request("Stop", handle="h")) == {}
         assert c.state == "stopped"
         assert read_snapshot(c)["state"] == "stopped"
         # Already stopped: no script runs (an unregistered call would fail).
-        await d.call("Stop", c, request("Stop", handle="h", kill=True))
+        await call(ctx, request("Stop", handle="h", kill=True))
         await c.stop()
         assert c.state == "stopped"
         assert fp.call_count([stop_sh(c), fp.any()]) == 1
@@ -302,7 +307,7 @@ def test_background_stop(fp, make_ctx):
     async def main():
         c = await create(ctx, handle="h")
         fp.register([stop_sh(c)])
-        await Dispatcher(ctx, InsecureContainer).call("Stop", c, request("Stop", handle="h", background=True))
+        await call(ctx, request("Stop", handle="h", background=True))
         await wait_until(lambda: fp.call_count([stop_sh(c)]) == 1 and not ctx.background)
         assert c.state == "stopped"
 
@@ -342,7 +347,7 @@ def test_active_only_requests_on_a_stopped_container(fp, make_ctx, kind, payload
         fp.register([stop_sh(c)])
         await c.stop()
         with pytest.raises(WardenError) as info:
-            await Dispatcher(ctx, InsecureContainer).call(kind, c, request(kind, handle="h", **payload))
+            await call(ctx, request(kind, handle="h", **payload))
         assert info.value.message == STOPPED_TEXT
 
     asyncio.run(main())
@@ -360,7 +365,7 @@ def test_spawn_and_run_on_a_stopped_container(fp, make_ctx):
             await c.spawn(request("Spawn", handle="h", script="true"))
         assert str(info.value) == STOPPED_TEXT
         with pytest.raises(WardenError) as info:
-            await Dispatcher(ctx, InsecureContainer).run(c, request("Run", handle="h", script="true"))
+            await call(ctx, request("Run", handle="h", script="true"))
         assert info.value.message == STOPPED_TEXT
         assert not c.jobs_dir.exists() or not any(c.jobs_dir.iterdir())
 
@@ -384,7 +389,7 @@ def test_requests_allowed_when_stopped_pass_the_state_check(fp, make_ctx, kind, 
         fp.register([stop_sh(c)])
         await c.stop()
         try:
-            await Dispatcher(ctx, InsecureContainer).call(kind, c, request(kind, handle="h", **payload))
+            await call(ctx, request(kind, handle="h", **payload))
         except WardenError as exc:
             # The insecure backend has no limits; what matters is that the state was accepted.
             assert exc.message == "not implemented"
@@ -398,8 +403,7 @@ def test_info_in_active_and_stopped(fp, make_ctx):
 
     async def main():
         c = await create(ctx, handle="h")
-        d = Dispatcher(ctx, InsecureContainer)
-        info = await d.call("Info", c, request("Info", handle="h"))
+        info = await call(ctx, request("Info", handle="h"))
         assert info == {
             "state": "active",
             "events": [],
@@ -410,7 +414,7 @@ def test_info_in_active_and_stopped(fp, make_ctx):
         }
         fp.register([stop_sh(c)])
         await c.stop()
-        assert (await d.call("Info", c, request("Info", handle="h")))["state"] == "stopped"
+        assert (await call(ctx, request("Info", handle="h")))["state"] == "stopped"
         fp.register([DESTROY_SH, fp.any()])
         await c.destroy()
         with pytest.raises(WardenError) as info_err:
@@ -438,7 +442,7 @@ def test_destroy_releases_resources_and_unregisters(fp, make_ctx):
         c = await create(ctx, handle="h")
         fp.register([stop_sh(c)])
         fp.register([DESTROY_SH, str(c.path)])
-        assert await Dispatcher(ctx, InsecureContainer).call("Destroy", c, request("Destroy", handle="h")) == {}
+        assert await call(ctx, request("Destroy", handle="h")) == {}
         assert c.state == "destroyed"
         assert ctx.registry == {}
         assert len(ctx.networks) == 1 and len(ctx.uids) == 1
@@ -681,7 +685,7 @@ def test_net_in_records_the_port_in_the_snapshot(fp, make_ctx):
 
     async def main():
         c = await create(ctx, handle="h")
-        result = await Dispatcher(ctx, InsecureContainer).call("NetIn", c, request("NetIn", handle="h"))
+        result = await call(ctx, request("NetIn", handle="h"))
         assert result == {"host_port": 61001, "container_port": 61001}
         res = read_snapshot(c)["resources"]
         assert res["ports"] == [61001] and res["net_in"] == [[61001, 61001]]
@@ -710,7 +714,7 @@ def test_rlimits_for_merges_without_mutating_the_config(fp, make_ctx):
         assert config_rlimits == {"nofile": 8192, "as": 4294967296}
         assert c.rlimits_for(None) == {"nofile": 8192, "as": 4294967296}
         assert c.rlimits_for({}) == {"nofile": 8192, "as": 4294967296}
-        parsed = request("Spawn", handle="h", script="x", rlimits={"stack": 1})["rlimits"]
+        parsed = request("Spawn", handle="h", script="x", rlimits={"stack": 1}).rlimits
         assert c.rlimits_for(parsed) == {"nofile": 8192, "as": 4294967296, "stack": 1}
         assert c.rlimits_for(None) == {"nofile": 8192, "as": 4294967296}
 
@@ -826,7 +830,7 @@ def test_net_out_on_insecure_is_not_implemented(fp, make_ctx):
     async def main():
         c = await create(ctx, handle="h")
         with pytest.raises(WardenError) as info:
-            await Dispatcher(ctx, InsecureContainer).call("NetOut", c, request("NetOut", handle="h", port=80))
+            await call(ctx, request("NetOut", handle="h", port=80))
         assert info.value.message == "not implemented"
 
     asyncio.run(main())

@@ -1,4 +1,4 @@
-"""warden.container.wshd: the job-mode request encoding and answer handling,
+"""warden.container.linux.wshd: the job-mode request encoding and answer handling,
 against a fake wshd on a Unix socket (no root, no container)."""
 
 import asyncio
@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from warden.container import wshd
+from warden.container.linux import wshd
 from warden.errors import WardenError
 
 
@@ -211,6 +211,7 @@ def test_a_container_with_an_older_wshd_keeps_output_in_the_job_directory(tmp_pa
     from warden.container.jobs import Job, JobIds
     from warden.container.linux import LinuxContainer
     from warden.pool import NetworkPool, PortPool, UidPool
+    from warden.protocol.requests import SpawnRequest
 
     depot = tmp_path / "depot"
     path = depot / "c1"
@@ -225,7 +226,7 @@ def test_a_container_with_an_older_wshd_keeps_output_in_the_job_directory(tmp_pa
         for job_id in (1, 2):
             job = Job(job_id, path / "jobs" / str(job_id))
             job.dir.mkdir(parents=True)
-            await container.start_job(job, {"privileged": False, "rlimits": {}})
+            await container.start_job(job, SpawnRequest(handle="h", script=b""))
             assert not (job.dir / "output").exists() and not (job.dir / "output").is_symlink()
         return container
 

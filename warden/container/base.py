@@ -1,8 +1,10 @@
-"""The container: state machine, resources, snapshot, grace timer and jobs.
+"""The container: its state machine, snapshot, grace timer and jobs.
 
 Backends (`insecure`, `linux`) subclass `Container` and implement the `do_*`
-methods that touch the system; everything a client can observe about states,
-errors, jobs and persistence lives here, once.
+methods and the operations that touch the system; everything a client can
+observe about states, errors, jobs and persistence lives here, once. Requests
+arrive typed (`warden.protocol.requests`), already checked against the states
+they are allowed in (`server/dispatch.py`).
 """
 
 from __future__ import annotations
@@ -11,39 +13,25 @@ import asyncio
 import json
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, ClassVar
 
 from .. import scripts
 from ..errors import NotImplementedByBackend, StateError, WardenError
-from ..pool import PoolExhausted, Subnet
-from . import ids
+from ..pool import PoolExhausted
+from ..protocol import requests as rq
+from . import holder, ids
 from .context import Context
 from .jobs import Job, close_result, finished_output
+from .resources import ACTIVE, BORN, DESTROYED, STOPPED, Resources, Snapshot
 
 log = logging.getLogger("warden.container")
 
-BORN, ACTIVE, STOPPED, DESTROYED = "born", "active", "stopped", "destroyed"
+__all__ = ["ACTIVE", "BORN", "DESTROYED", "STOPPED", "Container", "Resources", "SNAPSHOT"]
+
 OUT_OF_MEMORY = "out of memory"
 OUTPUT_EXCEEDED = "command exceeded maximum output"
 SNAPSHOT = "snapshot.json"
-
-
-@dataclass
-class Resources:
-    """What a container holds and gives back on destroy; persisted in the snapshot."""
-
-    container_id: str
-    handle: str
-    subnet: Subnet | None = None
-    uid: int | None = None
-    ports: list[int] = field(default_factory=list)
-    net_in: list[list[int]] = field(default_factory=list)
-    net_out: list[dict[str, Any]] = field(default_factory=list)
-    limits: dict[str, Any] = field(default_factory=dict)
-    bind_mounts: list[dict[str, str]] = field(default_factory=list)
-    rootfs: str | None = None
 
 
 class Container:
@@ -95,21 +83,21 @@ class Container:
     # ---- create -----------------------------------------------------------------
 
     @classmethod
-    async def create(cls, ctx: Context, request: dict[str, Any]) -> Container:
+    async def create(cls, ctx: Context, request: rq.CreateRequest) -> Container:
         container_id = ids.next_id()
-        handle = request.get("handle")
+        handle = request.handle
         if handle is None:
             handle = container_id
         if handle in ctx.registry or handle in ctx.creating:
             raise WardenError(f"container with handle: {handle} already exists.")
         res = Resources(container_id=container_id, handle=handle)
-        grace = request.get("grace_time")
+        grace = request.grace_time
         container = cls(
             ctx, res, ctx.depot / container_id,
             grace if grace is not None else ctx.config.server.container_grace_time,
         )
         try:
-            res.subnet = ctx.networks.acquire_network(request.get("network"))
+            res.subnet = ctx.networks.acquire_network(request.network)
             res.uid = ctx.uids.acquire_uid()
         except PoolExhausted as exc:
             container.release()
@@ -242,26 +230,15 @@ class Container:
 
     # ---- snapshot -------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        res = self.res
-        return {
-            "backend": self.backend,
-            "state": self.state,
-            "grace_time": self.grace_time,
-            "events": self.events,
-            "resources": {
-                "container_id": res.container_id,
-                "handle": res.handle,
-                "network": str(res.subnet) if res.subnet else None,
-                "uid": res.uid,
-                "ports": res.ports,
-                "net_in": res.net_in,
-                "net_out": res.net_out,
-                "limits": res.limits,
-                "bind_mounts": res.bind_mounts,
-                "rootfs": res.rootfs,
-            },
-        }
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.backend, self.state, self.grace_time, self.events, self.res)
+
+    @classmethod
+    def from_snapshot(cls, ctx: Context, path: Path, snapshot: Snapshot) -> Container:
+        container = cls(ctx, snapshot.resources, path, snapshot.grace_time)
+        container.state = snapshot.state
+        container.events = snapshot.events
+        return container
 
     def write_snapshot(self) -> None:
         """Atomic: a crash leaves either the old snapshot or the new one."""
@@ -269,7 +246,7 @@ class Container:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{SNAPSHOT}.{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump(self.snapshot(), f)
+            json.dump(self.snapshot().to_dict(), f)
         os.replace(tmp, self.path / SNAPSHOT)
 
     def delete_snapshot(self) -> None:
@@ -308,19 +285,17 @@ class Container:
     def jobs_dir(self) -> Path:
         return self.path / "jobs"
 
-    def rlimits_for(self, requested: dict[str, Any] | None) -> dict[str, int]:
+    def rlimits_for(self, requested: Any) -> dict[str, int]:
         """The config's rlimits with the request's on top, in a fresh dict (no leaks)."""
-        merged = dict(self.ctx.config.server.container_rlimits)
-        merged.update({k: v for k, v in (requested or {}).items() if v is not None})
-        return merged
+        return holder.merge_rlimits(self.ctx.config.server.container_rlimits, requested)
 
-    async def spawn(self, request: dict[str, Any]) -> int:
+    async def spawn(self, request: JobRequest) -> int:
         self.require(ACTIVE)
         job_id = self.ctx.job_ids.next()
-        job = Job(job_id, self.jobs_dir / str(job_id), bool(request.get("discard_output")), request.get("log_tag"))
+        job = Job(job_id, self.jobs_dir / str(job_id), request.discard_output, request.log_tag)
         job.dir.mkdir(parents=True)
         try:
-            (job.dir / "script").write_bytes(request["script"])
+            (job.dir / "script").write_bytes(request.script)
             job.write_meta()
             await self.start_job(job, request)
         except BaseException:
@@ -331,12 +306,9 @@ class Container:
         self.log.debug("job spawned", extra={"data": {"job_id": job_id}})
         return job_id
 
-    async def start_job(self, job: Job, request: dict[str, Any]) -> None:
-        """Start the job's holder: an `iomux-spawn` daemon that outlives the server."""
-        result = await scripts.run(self.job_argv(job, request), self.job_env(request), check=False, clean_env=True)
-        if result.status != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip()
-            raise WardenError("iomux-spawn failed", detail or None)
+    async def start_job(self, job: Job, request: JobRequest) -> None:
+        """Start the job's holder, which outlives the server."""
+        raise NotImplementedByBackend()
 
     def sweep_job_outputs(self) -> None:
         """At recovery, after the jobs were adopted: remove output kept outside
@@ -366,6 +338,11 @@ class Container:
         job = self.jobs.pop(job_id, None)
         if job is not None and job.retire():
             asyncio.get_running_loop().run_in_executor(None, job.remove)
+
+    async def run(self, request: rq.RunRequest) -> tuple[int, dict[str, Any]]:
+        """Spawn, then link: the job id and its result."""
+        job_id = await self.spawn(request)
+        return job_id, await self.link(job_id)
 
     async def link(self, job_id: int) -> dict[str, Any]:
         """The job's result. A large output comes as StreamBytes, to be sent
@@ -400,28 +377,29 @@ class Container:
                 output_file.close()
         yield {"exit_status": status.exit_status, "info": await self.info_or_obituary()}
 
+    # ---- what the backend reports ------------------------------------------------------
+
+    async def out_of_memory(self) -> None:
+        """The backend saw the container run out of memory: an event, and a stop."""
+        self.log.info("out of memory")
+        self.add_event(OUT_OF_MEMORY)
+        if self.state != ACTIVE:
+            self.write_snapshot()
+            return
+        try:
+            await self.stop()
+        except WardenError as exc:
+            self.log.error("stop after OOM failed", extra={"data": {"error": exc.message}})
+
     # ---- operations a backend implements ----------------------------------------------
 
-    def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
-        raise NotImplementedByBackend()
+    @classmethod
+    async def destroy_path(cls, ctx: Context, path: Path) -> None:
+        """Destroy whatever is left of a container directory (also one that
+        recovery could not bring back): the backend's `destroy.sh PATH`."""
+        await scripts.run([str(ctx.root_path / "destroy.sh"), str(path)])
 
-    def iomux_spawn_argv(self, job: Job, *options: str) -> list[str]:
-        """`iomux-spawn` with the job's stdin, output handling and syslog copy; the
-        backend adds its own options, then `JOBDIR -- COMMAND`."""
-        server = self.ctx.config.server
-        argv = [str(self.path / "bin" / "iomux-spawn"), "-i", str(job.dir / "script"), *options]
-        if job.discard_output:
-            argv.append("-d")
-        else:
-            argv += ["-l", str(server.job_output_limit)]
-        if job.log_tag is not None:
-            argv += ["-t", f"warden.{job.log_tag}", "-s", server.syslog_socket or "/dev/log"]
-        return argv
-
-    def job_env(self, request: dict[str, Any]) -> dict[str, str]:
-        return {}
-
-    async def do_create(self, request: dict[str, Any]) -> None:
+    async def do_create(self, request: rq.CreateRequest) -> None:
         raise NotImplementedByBackend()
 
     async def do_stop(self, kill: bool) -> None:
@@ -431,7 +409,7 @@ class Container:
         """Runs after every stop (the OOM watcher ends here)."""
 
     async def do_destroy(self) -> None:
-        raise NotImplementedByBackend()
+        await self.destroy_path(self.ctx, self.path)
 
     async def do_info(self, live: bool = True) -> dict[str, Any]:
         """Backend statistics; `live=False` asks for what costs no process start."""
@@ -440,27 +418,29 @@ class Container:
     async def restore(self) -> None:
         """Re-apply kernel state after a restart (net rules, limits)."""
 
-    async def net_in(self, host_port: int | None, container_port: int | None) -> dict[str, int]:
+    async def net_in(self, request: rq.NetInRequest) -> dict[str, int]:
         raise NotImplementedByBackend()
 
-    async def net_out(self, request: dict[str, Any]) -> None:
+    async def net_out(self, request: rq.NetOutRequest) -> None:
         raise NotImplementedByBackend()
 
-    async def copy_in(self, src_path: str, dst_path: str) -> None:
+    async def copy_in(self, request: rq.CopyInRequest) -> None:
         raise NotImplementedByBackend()
 
-    async def copy_out(self, src_path: str, dst_path: str, owner: str | None) -> None:
+    async def copy_out(self, request: rq.CopyOutRequest) -> None:
         raise NotImplementedByBackend()
 
-    async def limit_memory(self, limit: int | None) -> dict[str, Any]:
+    async def limit_memory(self, request: rq.LimitMemoryRequest) -> dict[str, Any]:
         raise NotImplementedByBackend()
 
-    async def limit_disk(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def limit_disk(self, request: rq.LimitDiskRequest) -> dict[str, Any]:
         raise NotImplementedByBackend()
 
-    async def limit_bandwidth(self, rate: int, burst: int) -> dict[str, Any]:
+    async def limit_bandwidth(self, request: rq.LimitBandwidthRequest) -> dict[str, Any]:
         raise NotImplementedByBackend()
 
-    async def limit_cpu(self, shares: int | None) -> dict[str, Any]:
+    async def limit_cpu(self, request: rq.LimitCpuRequest) -> dict[str, Any]:
         raise NotImplementedByBackend()
 
+
+JobRequest = rq.SpawnRequest | rq.RunRequest

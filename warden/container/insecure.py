@@ -10,19 +10,16 @@ from __future__ import annotations
 import os
 import pwd
 from pathlib import Path
-from typing import Any
 
 from .. import scripts
 from ..errors import WardenError
 from ..pool import PoolExhausted
-from .base import Container
+from ..protocol import requests as rq
+from . import holder
+from .base import Container, JobRequest
 from .jobs import Job
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def job_lang() -> str:
-    return os.environ.get("LANG") or "en_US.UTF-8"
 
 
 def inside(root: Path, path: str) -> str:
@@ -45,7 +42,7 @@ class InsecureContainer(Container):
     def script(self, name: str) -> str:
         return str(self.ctx.root_path / name)
 
-    async def do_create(self, request: dict[str, Any]) -> None:
+    async def do_create(self, request: rq.CreateRequest) -> None:
         await scripts.run([self.script("create.sh"), str(self.path)])
 
     async def do_stop(self, kill: bool) -> None:
@@ -54,19 +51,20 @@ class InsecureContainer(Container):
             argv += ["-w", "0"]
         await scripts.run(argv)
 
-    async def do_destroy(self) -> None:
-        await scripts.run([self.script("destroy.sh"), str(self.path)])
+    async def start_job(self, job: Job, request: JobRequest) -> None:
+        await holder.start(self.job_argv(job, request), self.job_env())
 
-    def job_argv(self, job: Job, request: dict[str, Any]) -> list[str]:
-        argv = self.iomux_spawn_argv(job, "-C", str(self.root))
-        for name, value in sorted(self.rlimits_for(request.get("rlimits")).items()):
+    def job_argv(self, job: Job, request: JobRequest) -> list[str]:
+        argv = holder.iomux_spawn_argv(self.path / "bin", job, self.ctx.config.server, "-C", str(self.root))
+        for name, value in sorted(self.rlimits_for(request.rlimits).items()):
             argv += ["-r", f"{name}={value}"]
         return argv + [str(job.dir), "--", "/bin/bash"]
 
-    def job_env(self, request: dict[str, Any]) -> dict[str, str]:
-        return {"HOME": str(self.root), "PATH": DEFAULT_PATH, "LANG": job_lang(), "USER": _user()}
+    def job_env(self) -> dict[str, str]:
+        return {"HOME": str(self.root), "PATH": DEFAULT_PATH, "LANG": holder.job_lang(), "USER": _user()}
 
-    async def net_in(self, host_port: int | None, container_port: int | None) -> dict[str, int]:
+    async def net_in(self, request: rq.NetInRequest) -> dict[str, int]:
+        """No forwarding without a network namespace: a port from the pool, as upstream."""
         try:
             port = self.ctx.ports.acquire_port()
         except PoolExhausted as exc:
@@ -76,13 +74,13 @@ class InsecureContainer(Container):
         self.write_snapshot()
         return {"host_port": port, "container_port": port}
 
-    async def copy_in(self, src_path: str, dst_path: str) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", src_path, inside(self.root, dst_path)])
+    async def copy_in(self, request: rq.CopyInRequest) -> None:
+        await scripts.run(["rsync", "-r", "-p", "--links", request.src_path, inside(self.root, request.dst_path)])
 
-    async def copy_out(self, src_path: str, dst_path: str, owner: str | None) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", inside(self.root, src_path), dst_path])
-        if owner:
-            await scripts.run(["chown", "-R", owner, dst_path])
+    async def copy_out(self, request: rq.CopyOutRequest) -> None:
+        await scripts.run(["rsync", "-r", "-p", "--links", inside(self.root, request.src_path), request.dst_path])
+        if request.owner:
+            await scripts.run(["chown", "-R", request.owner, request.dst_path])
 
 
 def _user() -> str:

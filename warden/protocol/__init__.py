@@ -12,8 +12,11 @@ from .codec import (
     encode_response_parts,
     encode_stream_data,
     pack,
+    parse_message,
     parse_request,
+    wire_fields,
 )
+from .requests import REQUESTS, Request
 
 __all__ = [
     "Catalogue",
@@ -30,5 +33,9 @@ __all__ = [
     "encode_response_parts",
     "encode_stream_data",
     "pack",
+    "parse_message",
     "parse_request",
+    "wire_fields",
+    "REQUESTS",
+    "Request",
 ]

@@ -11,9 +11,11 @@ from typing import Any, Sized, TypeVar
 
 import msgpack
 
+from . import requests
 from .catalogue import INT_RANGES, Catalogue, Field, catalogue
 
 PREFIX = "invalid request: "
+_T = TypeVar("_T")
 
 
 class InvalidRequest(Exception):
@@ -193,6 +195,34 @@ def parse_request(obj: Any, cat: Catalogue | None = None) -> tuple[str, dict[str
     if kind == "Create" and fields["handle"] is not None:
         check_handle(fields["handle"])
     return kind, fields
+
+
+def parse_message(obj: Any, cat: Catalogue | None = None) -> requests.Request:
+    """Check one decoded frame and build its typed request (see `requests.py`)."""
+    cat = cat or catalogue()
+    kind, fields = parse_request(obj, cat)
+    return build(requests.REQUESTS[kind], fields, cat.messages[kind].request or {}, cat)
+
+
+def build(cls: type[_T], fields: dict[str, Any], spec: dict[str, Field], cat: Catalogue) -> _T:
+    """A checked payload (defaults filled in) as an instance of its generated class."""
+    renamed = {wire: attr for attr, wire in getattr(cls, "WIRE_NAMES", {}).items()}
+    values: dict[str, Any] = {}
+    for name, value in fields.items():
+        f = spec[name]
+        if f.type == "message" and value is not None:
+            struct = requests.STRUCTS[f.struct or ""]
+            nested = cat.structs[f.struct or ""]
+            value = ([build(struct, item, nested, cat) for item in value] if f.repeated
+                     else build(struct, value, nested, cat))
+        values[renamed.get(name, name)] = value
+    return cls(**values)
+
+
+def wire_fields(obj: Any) -> dict[str, Any]:
+    """A generated struct's set fields under their wire names (`as_` is `as`)."""
+    names = getattr(obj, "WIRE_NAMES", {})
+    return {names.get(k, k): v for k, v in vars(obj).items() if v is not None}
 
 
 def _encode_value(cat: Catalogue, f: Field, value: Any) -> Any:

@@ -24,9 +24,9 @@ from ..protocol import (
     encode_response,
     encode_response_parts,
     encode_stream_data,
-    parse_request,
+    parse_message,
 )
-from .dispatch import WAITING
+from .dispatch import ROUTES, Answer
 
 if TYPE_CHECKING:
     from .app import Server
@@ -44,7 +44,7 @@ class Connection:
         self.writer = writer
         self.frames = FrameReader(server.config.server.max_request_size)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
-        self.current: str | None = None
+        self.current: str | None = None  # the type of the request being answered
         self.containers: set[Container] = set()
         self.closing = False
         self._worker: asyncio.Task | None = None
@@ -77,7 +77,7 @@ class Connection:
         self.queue.put_nowait(_END)
         # The client is gone or the stream is broken: a request that only waits
         # for a job must not hold the connection (nor consume the job).
-        if self.current in WAITING and self._current_task is not None:
+        if self._waiting() and self._current_task is not None:
             self._current_task.cancel()
 
     async def _finish(self) -> None:
@@ -99,10 +99,13 @@ class Connection:
     def drain(self) -> None:
         """Server drain: close now if idle or waiting; else after the current request."""
         self.closing = True
-        if self.current is None or self.current in WAITING:
+        if self.current is None or self._waiting():
             if self._worker is not None:
                 self._worker.cancel()
             self.close()
+
+    def _waiting(self) -> bool:
+        return self.current is not None and ROUTES[self.current].waiting
 
     def reference(self, container: Container) -> None:
         container.register_connection(self)
@@ -126,15 +129,15 @@ class Connection:
                 self.close()
                 return
             try:
-                kind, request = parse_request(item)
+                request = parse_message(item)
             except InvalidRequest as exc:
                 await self._send(encode_error(str(exc)))
                 continue
-            self.current = kind
+            kind = self.current = request.KIND
             self._current_task = asyncio.current_task()
             started = time.monotonic()
             try:
-                await self._handle(kind, request)
+                await self._handle(request)
             except asyncio.CancelledError:
                 if self.closing or self.reader.at_eof():
                     return
@@ -183,15 +186,16 @@ class Connection:
         finally:
             close_result(result)
 
-    async def _handle(self, kind: str, request: dict[str, Any]) -> None:
+    async def _handle(self, request: Any) -> None:
         try:
-            await self._dispatch(kind, request)
+            answer = await self.server.dispatcher.answer(request, self.reference)
+            await self._send_answer(answer)
         except WardenError as exc:
             await self._send_error(exc.message, exc.data)
         except (ConnectionError, asyncio.CancelledError):
             raise
         except Exception as exc:  # noqa: BLE001 - the client gets a message, the log the backtrace
-            log.exception("request failed", extra={"data": {"type": kind}})
+            log.exception("request failed", extra={"data": {"type": request.KIND}})
             await self._send_error(f"internal error: {exc}" if str(exc) else type(exc).__name__)
 
     async def _send_error(self, message: str, data: str | None = None) -> None:
@@ -200,36 +204,14 @@ class Connection:
         except ConnectionError:
             pass
 
-    async def _dispatch(self, kind: str, request: dict[str, Any]) -> None:
-        server = self.server
-        if kind == "Ping":
-            return await self._send(encode_response("Ping"))
-        if kind == "Echo":
-            return await self._send(encode_response("Echo", {"message": request["message"]}))
-        if kind == "List":
-            return await self._send(encode_response("List", {"handles": list(server.ctx.registry)}))
-        if kind == "Create":
-            container = await server.dispatcher.create(request)
-            self.reference(container)
-            return await self._send(encode_response("Create", {"handle": container.handle}))
-        container = server.dispatcher.lookup(request["handle"])
-        self.reference(container)
-        if kind == "Link":
-            job = container.job(request["job_id"])
-            await self._send_result("Link", await container.link(job.id))
-            container.forget_job(job.id)
-        elif kind == "Run":
-            job_id, result = await server.dispatcher.run(container, request)
-            await self._send_result("Run", result)
-            container.forget_job(job_id)
-        elif kind == "Stream":
-            job = container.job(request["job_id"])
-            async for frame in server.dispatcher.stream(container, job.id):
+    async def _send_answer(self, answer: Answer) -> None:
+        if answer.frames is None:
+            await self._send_result(answer.kind, answer.payload)
+        else:
+            async for frame in answer.frames:
                 if "data" in frame:
                     await self._send_data(frame["name"], frame["data"])
                 else:
-                    await self._send(encode_response("Stream", frame))
-            container.forget_job(job.id)
-        else:
-            response = await server.dispatcher.call(kind, container, request)
-            await self._send(encode_response(kind, response))
+                    await self._send(encode_response(answer.kind, frame))
+        if answer.consumed is not None:
+            answer.consumed()

@@ -1,52 +1,191 @@
-"""From a validated request to the container operation, and back to a response.
+"""From a typed request to its answer: one table of every request type.
 
-The table of which states each request accepts lives here, in one place, with
-the exact wire error texts; the container implements the operations.
+Each entry of `ROUTES` says which container states the request is allowed in
+(with the exact wire error text when it is not), whether it only waits for a
+job, and the handler that answers it. The connection looks a request up here
+once and sends what the handler returns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from typing import Any, AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
 
 from ..container.base import ACTIVE, STOPPED, Container
 from ..container.context import Context
 from ..errors import WardenError
+from ..protocol import Request
+from ..protocol import requests as rq
 
-ALLOWED_STATES: dict[str, tuple[str, ...]] = {
-    "Info": (ACTIVE, STOPPED),
-    "Spawn": (ACTIVE,),
-    "Run": (ACTIVE,),
-    "NetIn": (ACTIVE,),
-    "NetOut": (ACTIVE,),
-    "CopyIn": (ACTIVE,),
-    "CopyOut": (ACTIVE, STOPPED),
-    "LimitMemory": (ACTIVE, STOPPED),
-    "LimitDisk": (ACTIVE, STOPPED),
-    "LimitBandwidth": (ACTIVE, STOPPED),
-    "LimitCpu": (ACTIVE, STOPPED),
+
+@dataclass
+class Answer:
+    """What goes back for one request: one response frame, or (Stream) data
+    frames as they come and then the last one. `consumed` runs once the whole
+    answer was sent: a job whose result reached the client is gone for good."""
+
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    frames: AsyncIterator[dict[str, Any]] | None = None
+    consumed: Callable[[], None] | None = None
+
+
+@dataclass
+class Call:
+    """One request on its way to the handler."""
+
+    ctx: Context
+    container_class: type[Container]
+    request: Any
+    container: Container  # for requests without a handle: unset
+    reference: Callable[[Container], None]  # the connection now uses this container
+
+
+Handler = Callable[[Call], Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Route:
+    handler: Handler
+    states: tuple[str, ...] = ()  # the container states it is allowed in; () for any
+    has_handle: bool = True       # names a container by `handle`
+    waiting: bool = False         # only waits for a job: a drain closes it at once
+
+
+# ---- handlers: requests without a container ----------------------------------------
+
+
+async def _ping(call: Call) -> Answer:
+    return Answer("Ping")
+
+
+async def _echo(call: Call) -> Answer:
+    return Answer("Echo", {"message": call.request.message})
+
+
+async def _list(call: Call) -> Answer:
+    return Answer("List", {"handles": list(call.ctx.registry)})
+
+
+async def _create(call: Call) -> Answer:
+    container = await call.container_class.create(call.ctx, call.request)
+    call.reference(container)
+    return Answer("Create", {"handle": container.handle})
+
+
+# ---- handlers: lifecycle and info --------------------------------------------------
+
+
+async def _stop(call: Call) -> Answer:
+    stop = call.container.stop(kill=call.request.kill)
+    if call.request.background:
+        call.ctx.spawn_background(_quietly(stop))
+    else:
+        await stop
+    return Answer("Stop")
+
+
+async def _destroy(call: Call) -> Answer:
+    await call.container.destroy()
+    return Answer("Destroy")
+
+
+async def _info(call: Call) -> Answer:
+    return Answer("Info", await call.container.info())
+
+
+# ---- handlers: jobs ----------------------------------------------------------------
+
+
+async def _spawn(call: Call) -> Answer:
+    return Answer("Spawn", {"job_id": await call.container.spawn(call.request)})
+
+
+def _forget(container: Container, job_id: int) -> Callable[[], None]:
+    return lambda: container.forget_job(job_id)
+
+
+async def _link(call: Call) -> Answer:
+    job = call.container.job(call.request.job_id)
+    result = await call.container.link(job.id)
+    return Answer("Link", result, consumed=_forget(call.container, job.id))
+
+
+async def _run(call: Call) -> Answer:
+    job_id, result = await call.container.run(call.request)
+    return Answer("Run", result, consumed=_forget(call.container, job_id))
+
+
+async def _stream(call: Call) -> Answer:
+    job = call.container.job(call.request.job_id)
+    return Answer("Stream", frames=call.container.stream(job.id), consumed=_forget(call.container, job.id))
+
+
+# ---- handlers: network, files, limits ---------------------------------------------------
+
+
+async def _net_in(call: Call) -> Answer:
+    return Answer("NetIn", await call.container.net_in(call.request))
+
+
+async def _net_out(call: Call) -> Answer:
+    await call.container.net_out(call.request)
+    return Answer("NetOut")
+
+
+async def _copy_in(call: Call) -> Answer:
+    await call.container.copy_in(call.request)
+    return Answer("CopyIn")
+
+
+async def _copy_out(call: Call) -> Answer:
+    await call.container.copy_out(call.request)
+    return Answer("CopyOut")
+
+
+async def _limit_memory(call: Call) -> Answer:
+    return Answer("LimitMemory", await call.container.limit_memory(call.request))
+
+
+async def _limit_disk(call: Call) -> Answer:
+    return Answer("LimitDisk", await call.container.limit_disk(call.request))
+
+
+async def _limit_bandwidth(call: Call) -> Answer:
+    return Answer("LimitBandwidth", await call.container.limit_bandwidth(call.request))
+
+
+async def _limit_cpu(call: Call) -> Answer:
+    return Answer("LimitCpu", await call.container.limit_cpu(call.request))
+
+
+LIVE = (ACTIVE,)
+KEPT = (ACTIVE, STOPPED)
+
+ROUTES: dict[str, Route] = {
+    "Ping": Route(_ping, has_handle=False),
+    "Echo": Route(_echo, has_handle=False),
+    "List": Route(_list, has_handle=False),
+    "Create": Route(_create, has_handle=False),
+    "Stop": Route(_stop, KEPT),
+    "Destroy": Route(_destroy),
+    "Info": Route(_info, KEPT),
+    "Spawn": Route(_spawn, LIVE),
+    "Link": Route(_link, waiting=True),
+    "Run": Route(_run, LIVE, waiting=True),
+    "Stream": Route(_stream, waiting=True),
+    "NetIn": Route(_net_in, LIVE),
+    "NetOut": Route(_net_out, LIVE),
+    "CopyIn": Route(_copy_in, LIVE),
+    "CopyOut": Route(_copy_out, KEPT),
+    "LimitMemory": Route(_limit_memory, KEPT),
+    "LimitDisk": Route(_limit_disk, KEPT),
+    "LimitBandwidth": Route(_limit_bandwidth, KEPT),
+    "LimitCpu": Route(_limit_cpu, KEPT),
 }
 
-# Requests that only wait: a drain closes their connection at once.
-WAITING = frozenset({"Link", "Run", "Stream"})
-
-PORT_RANGE = re.compile(r"^(\d+):(\d+)$")
-
-
-def check_net_out(request: dict[str, Any]) -> None:
-    if request.get("network") is None and request.get("port") is None and request.get("port_range") is None:
-        raise WardenError("Please specify network, port, and/or port_range.")
-    port_range = request.get("port_range")
-    if port_range is not None:
-        match = PORT_RANGE.match(port_range)
-        if not match:
-            raise WardenError(f"invalid request: port_range must be MIN:MAX, got {port_range!r}")
-        low, high = int(match[1]), int(match[2])
-        if high < low:
-            raise WardenError("Port range maximum must be greater than minimum")
-        if high > 65535:
-            raise WardenError(f"invalid request: port_range maximum {high} is above 65535")
+assert set(ROUTES) == set(rq.REQUESTS), "every request type needs a route"
 
 
 class Dispatcher:
@@ -60,60 +199,18 @@ class Dispatcher:
             raise WardenError("unknown handle")
         return container
 
-    async def create(self, request: dict[str, Any]) -> Container:
-        return await self.container_class.create(self.ctx, request)
-
-    async def call(self, kind: str, container: Container, request: dict[str, Any]) -> dict[str, Any]:
-        """Every request with a handle except Link, Run and Stream, which the
-        connection drives itself because they decide when a job is consumed."""
-        allowed = ALLOWED_STATES.get(kind)
-        if allowed:
-            container.require(*allowed)
-        if kind == "Stop":
-            if request["background"]:
-                self.ctx.spawn_background(_quietly(container.stop(kill=request["kill"])))
-            else:
-                await container.stop(kill=request["kill"])
-            return {}
-        if kind == "Destroy":
-            await container.destroy()
-            return {}
-        if kind == "Info":
-            return await container.info()
-        if kind == "Spawn":
-            return {"job_id": await container.spawn(request)}
-        if kind == "NetIn":
-            return await container.net_in(request["host_port"], request["container_port"])
-        if kind == "NetOut":
-            await container.net_out(request)
-            return {}
-        if kind == "CopyIn":
-            await container.copy_in(request["src_path"], request["dst_path"])
-            return {}
-        if kind == "CopyOut":
-            await container.copy_out(request["src_path"], request["dst_path"], request["owner"])
-            return {}
-        if kind == "LimitMemory":
-            return await container.limit_memory(request["limit_in_bytes"])
-        if kind == "LimitDisk":
-            fields = {k: v for k, v in request.items() if k != "handle"}
-            return await container.limit_disk(fields)
-        if kind == "LimitBandwidth":
-            return await container.limit_bandwidth(request["rate"], request["burst"])
-        if kind == "LimitCpu":
-            return await container.limit_cpu(request["limit_in_shares"])
-        raise WardenError(f"Unknown request: {kind}")
-
-    async def run(self, container: Container, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        container.require(ACTIVE)
-        job_id = await container.spawn(request)
-        return job_id, await container.link(job_id)
-
-    def stream(self, container: Container, job_id: int) -> AsyncIterator[dict[str, Any]]:
-        return container.stream(job_id)
+    async def answer(self, request: Request, reference: Callable[[Container], None] = lambda c: None) -> Answer:
+        route = ROUTES[request.KIND]
+        container: Any = None
+        if route.has_handle:
+            container = self.lookup(request.handle)  # type: ignore[union-attr]
+            reference(container)
+            if route.states:
+                container.require(*route.states)
+        return await route.handler(Call(self.ctx, self.container_class, request, container, reference))
 
 
-async def _quietly(coro) -> None:
+async def _quietly(coro: Coroutine[Any, Any, None]) -> None:
     try:
         await coro
     except (WardenError, asyncio.CancelledError):

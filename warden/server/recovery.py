@@ -8,18 +8,15 @@ else found in the depot is destroyed, so a crash never leaves debris behind.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
-from .. import scripts
-from ..container.base import ACTIVE, SNAPSHOT, STOPPED, Container, Resources
+from ..container.base import SNAPSHOT, Container
 from ..container.context import Context
 from ..container.jobs import Job, remove_job_dir
+from ..container.resources import MalformedSnapshot, Snapshot
 from ..errors import WardenError
-from ..pool import Subnet
 
 log = logging.getLogger("warden.recovery")
 
@@ -28,43 +25,23 @@ class Unrecoverable(Exception):
     pass
 
 
-def _read_snapshot(path: Path) -> dict[str, Any]:
+def _read_snapshot(path: Path, backend: str) -> Snapshot:
     try:
-        snapshot = json.loads((path / SNAPSHOT).read_text())
+        raw = json.loads((path / SNAPSHOT).read_text())
     except FileNotFoundError:
         raise Unrecoverable("no snapshot") from None
     except (OSError, ValueError) as exc:
         raise Unrecoverable(f"unreadable snapshot: {exc}") from None
-    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("resources"), dict):
-        raise Unrecoverable("malformed snapshot")
-    if snapshot.get("state") not in (ACTIVE, STOPPED):
-        raise Unrecoverable(f"snapshot state {snapshot.get('state')!r}")
-    return snapshot
-
-
-def _build(ctx: Context, cls: type[Container], path: Path, snapshot: dict[str, Any]) -> Container:
-    raw = snapshot["resources"]
     try:
-        res = Resources(
-            container_id=str(raw["container_id"]),
-            handle=str(raw["handle"]),
-            subnet=Subnet(ipaddress.IPv4Address(raw["network"])) if raw.get("network") else None,
-            uid=int(raw["uid"]) if raw.get("uid") is not None else None,
-            ports=[int(p) for p in raw.get("ports") or []],
-            net_in=list(raw.get("net_in") or []),
-            net_out=list(raw.get("net_out") or []),
-            limits=dict(raw.get("limits") or {}),
-            bind_mounts=list(raw.get("bind_mounts") or []),
-            rootfs=raw.get("rootfs"),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Unrecoverable(f"malformed snapshot resources: {exc}") from None
-    if res.handle in ctx.registry:
-        raise Unrecoverable(f"handle {res.handle!r} already recovered from another directory")
-    container = cls(ctx, res, path, snapshot.get("grace_time"))
-    container.state = snapshot["state"]
-    container.events = [str(e) for e in snapshot.get("events") or []]
-    return container
+        return Snapshot.from_dict(raw, backend)
+    except MalformedSnapshot as exc:
+        raise Unrecoverable(str(exc)) from None
+
+
+def _build(ctx: Context, cls: type[Container], path: Path, snapshot: Snapshot) -> Container:
+    if snapshot.resources.handle in ctx.registry:
+        raise Unrecoverable(f"handle {snapshot.resources.handle!r} already recovered from another directory")
+    return cls.from_snapshot(ctx, path, snapshot)
 
 
 def _take_resources(ctx: Context, container: Container) -> None:
@@ -99,10 +76,10 @@ def _adopt_jobs(ctx: Context, container: Container) -> None:
     container.sweep_job_outputs()
 
 
-async def _destroy_dir(ctx: Context, path: Path, reason: str) -> None:
+async def _destroy_dir(ctx: Context, cls: type[Container], path: Path, reason: str) -> None:
     log.warning("Destroying container", extra={"data": {"path": str(path), "reason": reason}})
     try:
-        await scripts.run([str(ctx.root_path / "destroy.sh"), str(path)])
+        await cls.destroy_path(ctx, path)
     except WardenError as exc:
         log.error("destroy of unrecoverable container failed",
                   extra={"data": {"path": str(path), "error": exc.message, "detail": exc.data}})
@@ -115,9 +92,7 @@ async def recover(ctx: Context, cls: type[Container]) -> None:
             continue
         container = None
         try:
-            snapshot = _read_snapshot(path)
-            if snapshot.get("backend", cls.backend) != cls.backend:
-                raise Unrecoverable(f"made by the {snapshot.get('backend')} backend")
+            snapshot = _read_snapshot(path, cls.backend)
             if not cls.alive(path):
                 raise Unrecoverable("dead")
             container = _build(ctx, cls, path, snapshot)
@@ -130,7 +105,7 @@ async def recover(ctx: Context, cls: type[Container]) -> None:
                     job.cancel()
                 container.release()
             reason = exc.message if isinstance(exc, WardenError) else str(exc)
-            await _destroy_dir(ctx, path, reason)
+            await _destroy_dir(ctx, cls, path, reason)
             continue
         ctx.registry[container.handle] = container
         container.arm_grace_timer()

@@ -18,7 +18,7 @@ import socket
 import struct
 from typing import Sequence
 
-from ..errors import WardenError
+from ...errors import WardenError
 
 REQUEST_MAGIC = b"WSHq"
 RESPONSE_MAGIC = b"WSHr"

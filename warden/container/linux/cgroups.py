@@ -1,0 +1,196 @@
+"""Cgroups: memory and cpu limits, their statistics, and the OOM watch.
+
+The limits are set by the container's `limit_memory.sh` and `limit_cpu.sh`;
+Python reads statistics straight from the cgroup files (no process), and an
+`oom` helper process blocks until the kernel reports an OOM in the container.
+
+Where the files are, and what they are called, depends on the host's cgroup
+layout: that knowledge is a `CgroupDriver`. `V1` is the layout with one
+hierarchy per controller (`/sys/fs/cgroup/<controller>/warden/instance-<id>`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...errors import WardenError
+from ...protocol.catalogue import catalogue
+from .shell import Shell
+
+if TYPE_CHECKING:
+    from ..base import Container
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+SRC = Path(__file__).resolve().parents[3] / "src"
+
+
+def read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def read_key_values(path: Path) -> dict[str, int]:
+    """A flat-keyed cgroup file (`key value` lines), integers only."""
+    values: dict[str, int] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.isdigit():
+            values[key] = int(value)
+    return values
+
+
+class CgroupDriver(ABC):
+    """Where one container's cgroup files are on this host's layout."""
+
+    def __init__(self, container_id: str, root: Path = CGROUP_ROOT) -> None:
+        self.container_id = container_id
+        self.root = root
+
+    @abstractmethod
+    def procs_file(self) -> Path:
+        """The container's cgroup.procs (wshd and every job are in it)."""
+
+    @abstractmethod
+    def oom_target(self) -> Path:
+        """The directory the `oom` helper watches."""
+
+    @abstractmethod
+    def memory_stat(self) -> dict[str, int]:
+        """Info's MemoryStat fields, in v1's names and units."""
+
+    @abstractmethod
+    def cpu_stat(self) -> dict[str, int]:
+        """Info's CpuStat: usage in ns, user and system in USER_HZ ticks."""
+
+
+class V1(CgroupDriver):
+    """One hierarchy per controller: `<root>/<controller>/warden/instance-<id>`."""
+
+    def group(self, controller: str) -> Path:
+        return self.root / controller / "warden" / f"instance-{self.container_id}"
+
+    def procs_file(self) -> Path:
+        return self.group("cpu") / "cgroup.procs"
+
+    def oom_target(self) -> Path:
+        return self.group("memory")
+
+    def memory_stat(self) -> dict[str, int]:
+        fields = catalogue().structs["MemoryStat"]
+        stat = read_key_values(self.group("memory") / "memory.stat")
+        return {key: value for key, value in stat.items() if key in fields}
+
+    def cpu_stat(self) -> dict[str, int]:
+        usage = read_int(self.group("cpuacct") / "cpuacct.usage")
+        if usage is None:
+            return {}
+        ticks = read_key_values(self.group("cpuacct") / "cpuacct.stat")
+        return {"usage": usage, **{k: v for k, v in ticks.items() if k in ("user", "system")}}
+
+
+def driver_for(container_id: str) -> CgroupDriver:
+    return V1(container_id)
+
+
+def _script_error(exc: WardenError, what: str) -> WardenError:
+    """The script's own `Failed ...` message, else one that says what failed."""
+    detail = exc.data or ""
+    return WardenError(detail if detail.startswith("Failed") else f"Failed setting {what}: {detail}")
+
+
+class Cgroups:
+    """A container's memory and cpu limits (recorded in its resources, so a
+    restarted server applies them again), statistics and OOM watch."""
+
+    def __init__(self, container: Container, shell: Shell, driver: CgroupDriver) -> None:
+        self.container = container
+        self.shell = shell
+        self.driver = driver
+        self._oom: asyncio.subprocess.Process | None = None
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return self.container.res.limits
+
+    async def limit_memory(self, limit: int | None, record: bool = True) -> dict[str, Any]:
+        env: dict[str, Any] = {}
+        if limit is not None:
+            await self._start_oom_watch()
+            env["LIMIT_IN_BYTES"] = limit
+        try:
+            result = await self.shell.run("limit_memory.sh", env=env)
+        except WardenError as exc:
+            raise _script_error(exc, "memory limit") from None
+        if limit is not None and record:
+            self.limits["memory"] = limit
+            self.container.write_snapshot()
+        return {"limit_in_bytes": int(result.stdout.split()[0])}
+
+    async def limit_cpu(self, shares: int | None, record: bool = True) -> dict[str, Any]:
+        env = {"LIMIT_IN_SHARES": shares} if shares is not None else {}
+        try:
+            result = await self.shell.run("limit_cpu.sh", env=env)
+        except WardenError as exc:
+            raise _script_error(exc, "cpu shares") from None
+        if shares is not None and record:
+            self.limits["cpu"] = shares
+            self.container.write_snapshot()
+        return {"limit_in_shares": int(result.stdout.split()[0])}
+
+    async def restore(self) -> None:
+        if self.limits.get("memory") is not None:
+            await self.limit_memory(self.limits["memory"], record=False)
+        if self.limits.get("cpu") is not None:
+            await self.limit_cpu(self.limits["cpu"], record=False)
+
+    def stats(self) -> dict[str, Any]:
+        """Info's memory_stat and cpu_stat, from the cgroup files."""
+        info: dict[str, Any] = {}
+        memory = self.driver.memory_stat()
+        if memory:
+            info["memory_stat"] = memory
+        cpu = self.driver.cpu_stat()
+        if cpu:
+            info["cpu_stat"] = cpu
+        return info
+
+    def process_count(self) -> int | None:
+        """How many processes the container has (wshd counts), or None when
+        the cgroup cannot be read."""
+        try:
+            with open(self.driver.procs_file()) as f:
+                return len(f.read().split())
+        except OSError:
+            return None
+
+    # ---- OOM -------------------------------------------------------------------
+
+    async def _start_oom_watch(self) -> None:
+        if self._oom is not None and self._oom.returncode is None:
+            return
+        oom = SRC / "oom" / "oom"
+        if not oom.exists():
+            return
+        self._oom = await asyncio.create_subprocess_exec(
+            str(oom), str(self.driver.oom_target()),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        self.container.ctx.spawn_background(self._watch(self._oom))
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        status = await proc.wait()
+        if status == 0 and proc is self._oom:
+            await self.container.out_of_memory()
+
+    def stop_oom_watch(self) -> None:
+        proc, self._oom = self._oom, None
+        if proc is not None and proc.returncode is None:
+            proc.kill()
