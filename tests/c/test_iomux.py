@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 IOMUX_DIR = ROOT / "src" / "iomux"
 SPAWN = IOMUX_DIR / "iomux-spawn"
@@ -162,7 +164,8 @@ def test_concurrent_readers_see_everything(spawn, tmp_path):
     stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # never reads its wake-ups
     stuck.connect(str(job.jobdir / "notify.sock"))
     try:
-        time.sleep(0.2)
+        # The first half written while a reader ignores its wake-ups:
+        wait_for(lambda: b"2000\n" in (job.jobdir / "output").read_bytes(), what="seq 1 2000 in the output")
         go.touch()
         results = [follow(job.jobdir) for _ in range(3)]
     finally:

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
+from tests.support import needs_kernel
 from .kernel import CGROUP_ROOT, ROOT_LINUX, icmp_echo, leftovers, skip_reason, started_container
 
-_reason = skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(skip_reason())
 
 
 @pytest.fixture(scope="module")

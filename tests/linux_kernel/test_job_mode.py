@@ -26,10 +26,10 @@ from warden.container.jobs import Job, Status
 from warden.container.linux.wshd import spawn_job
 from warden.errors import WardenError
 
+from tests.support import needs_kernel, wait_for
 from .kernel import skip_reason, started_container
 
-_reason = skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(skip_reason())
 
 LANG = {"LANG": "en_US.UTF-8"}
 
@@ -288,20 +288,31 @@ def test_survives_the_server_and_stop_ends_it(container):
         return job.id, job.dir, job.pid
 
     job_id, directory, pid = run(first_server())  # that "server" is gone now
-    time.sleep(0.3)
+    # Its first line written, the job is in its `sleep 100`: still running, unreaped.
+    wait_for(lambda: b"started" in (directory / "output").read_bytes(), what="the job's first line")
     assert not (directory / "status").exists() and (directory / "notify.sock").exists()
     assert container.sh(f"kill -0 {pid} && echo alive").strip() == "alive"
 
     async def second_server():
         job = Job.load(job_id, directory)  # as recovery adopts it
         job.watch(lambda _job: None)
-        follower = asyncio.ensure_future(collect(job))
-        await asyncio.sleep(0.2)
-        assert not follower.done()
+        records = []
+        replayed = asyncio.Event()
+
+        async def follow():
+            with job.open_output() as f:
+                async for record in job.follow(f):
+                    records.append(record)
+                    replayed.set()
+            return await asyncio.wait_for(job.wait(), 30)
+
+        follower = asyncio.ensure_future(follow())
+        await asyncio.wait_for(replayed.wait(), 10)
+        assert not follower.done()  # it follows a running job: only the stop ends it
         stop = await asyncio.create_subprocess_exec(str(container.path / "stop.sh"), "-w", "0",
                                                     env=container.env)
         assert await stop.wait() == 0
-        return await follower
+        return records, await follower
 
     records, status = run(second_server())
     assert records == [("stdout", b"started\n")]

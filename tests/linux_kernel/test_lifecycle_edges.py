@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import needs_kernel
 from .kernel import CGROUP_ROOT, ROOT_LINUX, Container, leftovers, new_id, skip_reason
 
-_reason = skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(skip_reason())
 
 
 @pytest.fixture

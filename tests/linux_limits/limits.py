@@ -13,9 +13,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from tests.support import poll as wait_until
 from tests.linux_kernel.kernel import ROOT_LINUX, Container, leftovers, skip_reason
 
 REPO = ROOT_LINUX.parents[1]
@@ -98,15 +98,6 @@ def mount_holders(path):
 # Another test suite's process that made a mount namespace while a pool was
 # mounted keeps the pool's loop device until it exits (see clear.sh).
 LOOP_RELEASE_TIMEOUT = 30
-
-
-def wait_until(predicate, timeout=5.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 class Depot:

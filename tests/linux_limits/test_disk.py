@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import needs_kernel
 from .limits import (Depot, btrfs_skip_reason, key_values, limit, limits_skip_reason, loops_on, mounts_under,
                      run, wait_until)
 
-_reason = limits_skip_reason() or btrfs_skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(limits_skip_reason() or btrfs_skip_reason())
 
 MIB = 1 << 20
 KEYS = ["block_soft", "block_hard", "inode_soft", "inode_hard", "bytes_used", "inodes_used"]

@@ -14,10 +14,10 @@ import pytest
 
 from tests.linux_kernel.kernel import ROOT_LINUX
 
+from tests.support import needs_kernel
 from .limits import OOM, Depot, cgroup, limit, limits_skip_reason, run, wait_until
 
-_reason = limits_skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(limits_skip_reason())
 
 MIB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")

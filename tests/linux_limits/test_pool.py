@@ -12,11 +12,11 @@ import subprocess
 
 import pytest
 
+from tests.support import needs_kernel
 from .limits import (LOOP_RELEASE_TIMEOUT, Depot, btrfs_skip_reason, limit, limits_skip_reason, loops_on,
                      mount_holders, mounts_under, run, wait_until)
 
-_reason = limits_skip_reason() or btrfs_skip_reason()
-pytestmark = [pytest.mark.root, pytest.mark.skipif(_reason is not None, reason=_reason or "")]
+pytestmark = needs_kernel(limits_skip_reason() or btrfs_skip_reason())
 
 
 def test_clear_on_an_empty_depot_removes_the_pool(ip_forward):

@@ -828,7 +828,7 @@ def test_net_out_on_insecure_is_not_implemented(fp, make_ctx):
     fp.register([CREATE_SH, fp.any()])
 
     async def main():
-        c = await create(ctx, handle="h")
+        await create(ctx, handle="h")
         with pytest.raises(WardenError) as info:
             await call(ctx, request("NetOut", handle="h", port=80))
         assert info.value.message == "not implemented"

@@ -1,0 +1,129 @@
+"""The Linux backend's parts on their own: cgroup drivers, NetOut rules, disk
+limits, bind mounts; and the records they share (typed requests, snapshots)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from warden.container.linux.cgroups import V1
+from warden.container.linux.disk import disk_response, requested_blocks
+from warden.container.linux.files import bind_mount_lines
+from warden.container.linux.net import net_out_rule
+from warden.container.resources import MalformedSnapshot, Resources, Snapshot
+from warden.pool import Subnet
+from warden.protocol import REQUESTS, catalogue, parse_message, wire_fields
+from warden.protocol import generate
+from warden.server.dispatch import ROUTES
+
+
+def request(kind: str, **payload):
+    return parse_message({"type": kind, "payload": payload})
+
+
+# ---- cgroups -------------------------------------------------------------------------
+
+
+def test_v1_driver_reads_stats_from_its_groups(tmp_path):
+    memory = tmp_path / "memory" / "warden" / "instance-abc"
+    cpuacct = tmp_path / "cpuacct" / "warden" / "instance-abc"
+    memory.mkdir(parents=True)
+    cpuacct.mkdir(parents=True)
+    (memory / "memory.stat").write_text("cache 4096\nrss 8192\nnot_in_spec 1\nswap -1\n")
+    (cpuacct / "cpuacct.usage").write_text("123456\n")
+    (cpuacct / "cpuacct.stat").write_text("user 7\nsystem 3\n")
+    driver = V1("abc", root=tmp_path)
+    assert driver.memory_stat() == {"cache": 4096, "rss": 8192}
+    assert driver.cpu_stat() == {"usage": 123456, "user": 7, "system": 3}
+    assert driver.procs_file() == tmp_path / "cpu" / "warden" / "instance-abc" / "cgroup.procs"
+    assert driver.oom_target() == memory
+
+
+def test_v1_driver_without_groups_reports_nothing(tmp_path):
+    driver = V1("gone", root=tmp_path)
+    assert driver.memory_stat() == {} and driver.cpu_stat() == {}
+
+
+# ---- net -------------------------------------------------------------------------------
+
+
+def test_net_out_rule_forms():
+    assert net_out_rule(request("NetOut", handle="h", network="10.0.0.0/8", port_range="80:90",
+                                protocol="UDP", log=True)) == {
+        "NETWORK": "10.0.0.0/8", "PORTS": "80:90", "PROTOCOL": "udp",
+        "ICMP_TYPE": "", "ICMP_CODE": "", "LOG": "true"}
+    icmp = net_out_rule(request("NetOut", handle="h", network="1.2.3.4", protocol="ICMP", icmp_type=8, icmp_code=-1))
+    assert (icmp["PORTS"], icmp["ICMP_TYPE"], icmp["ICMP_CODE"]) == ("", "8", "")
+    assert net_out_rule(request("NetOut", handle="h", port=53))["PORTS"] == "53"
+
+
+# ---- disk ------------------------------------------------------------------------------
+
+
+def test_requested_blocks_later_fields_win():
+    current = {"block_soft": 1, "block_hard": 2, "inode_soft": 3, "inode_hard": 4}
+    blocks = requested_blocks(request("LimitDisk", handle="h", byte_limit=1025, block_soft=9, inode=5), current)
+    assert blocks == {"block_soft": 9, "block_hard": 2, "inode_soft": 3, "inode_hard": 5}
+    assert requested_blocks(request("LimitDisk", handle="h"), current) == current
+    # bytes round up to whole 1 KiB blocks, and blocks given too win over bytes
+    assert requested_blocks(request("LimitDisk", handle="h", byte_hard=1), current)["block_hard"] == 1
+    assert requested_blocks(request("LimitDisk", handle="h", byte=4096, block=7), current)["block_hard"] == 7
+
+
+def test_disk_response_names_every_alias():
+    response = disk_response({"block_soft": "10", "block_hard": "20", "inode_hard": "5"})
+    assert response["byte_limit"] == 20 * 1024 and response["byte_soft"] == 10 * 1024
+    assert response["inode"] == response["inode_limit"] == 5 and response["inode_soft"] == 0
+    assert set(response) == set(catalogue().messages["LimitDisk"].response)
+
+
+# ---- files -----------------------------------------------------------------------------
+
+
+def test_bind_mount_lines_quote_and_reach_the_host_through_mnt(tmp_path):
+    src = tmp_path / "a dir"
+    src.mkdir()
+    lines = bind_mount_lines([{"src_path": str(src), "dst_path": "/data/x y", "mode": "RO"}])
+    assert f"mount --bind '/mnt{src}' '/data/x y'" in lines
+    assert "mount -o remount,bind,ro '/data/x y'" in lines
+    assert "[[ -d '/data/x y' ]] || { mkdir -p '/data/x y'; }" in lines
+
+
+# ---- requests and snapshots --------------------------------------------------------------
+
+
+def test_generated_requests_match_the_spec():
+    assert generate.render(catalogue()) == generate.TARGET.read_text(), \
+        "run python -m warden.protocol.generate"
+    assert set(REQUESTS) == set(catalogue().request_types()) == set(ROUTES)
+
+
+def test_typed_requests_carry_structs_and_wire_names():
+    spawn = request("Spawn", handle="h", script="echo", rlimits={"as": 1, "nofile": 2})
+    assert spawn.script == b"echo" and spawn.privileged is False
+    assert wire_fields(spawn.rlimits) == {"as": 1, "nofile": 2}
+    create = request("Create", bind_mounts=[{"src_path": "/a", "dst_path": "/b", "mode": "RW"}])
+    assert create.bind_mounts[0].mode == "RW" and create.handle is None
+
+
+def test_snapshot_round_trip():
+    res = Resources("abc", "h", Subnet(ipaddress.IPv4Address("10.254.0.4")), 10001, [61001], [[61001, 8080]],
+                    [{"NETWORK": "", "PORTS": "80"}], {"memory": 1 << 20}, [{"src_path": "/a", "dst_path": "/b",
+                                                                             "mode": "RO"}], "/rootfs")
+    snapshot = Snapshot("linux", "stopped", 30, ["out of memory"], res)
+    assert Snapshot.from_dict(snapshot.to_dict(), "linux") == snapshot
+
+
+@pytest.mark.parametrize("raw,message", [
+    ([], "malformed snapshot"),
+    ({"state": "active"}, "malformed snapshot"),
+    ({"state": "born", "resources": {}}, "snapshot state 'born'"),
+    ({"state": "active", "backend": "insecure", "resources": {}}, "made by the insecure backend"),
+    ({"state": "active", "resources": {"handle": "h"}}, "malformed snapshot resources"),
+    ({"state": "active", "resources": {"container_id": "a", "handle": "h", "uid": "x"}},
+     "malformed snapshot resources"),
+])
+def test_snapshot_refuses_what_cannot_come_back(raw, message):
+    with pytest.raises(MalformedSnapshot, match=message):
+        Snapshot.from_dict(raw, "linux")
