@@ -79,6 +79,12 @@ def render(cat: Catalogue) -> str:
     kinds = [name for name, m in cat.messages.items() if m.request is not None]
     for kind in kinds:
         request = cat.messages[kind].request or {}
+        # A request with the fields of an earlier one (Run has Spawn's) is its subclass.
+        same = next((k for k in kinds[:kinds.index(kind)] if cat.messages[k].request == request), None)
+        if same is not None and request:
+            out += ["", "@dataclass(frozen=True)", f"class {kind}Request({same}Request):",
+                    f"    KIND: ClassVar[str] = {kind!r}", ""]
+            continue
         out += ["", "@dataclass(frozen=True)", f"class {kind}Request:",
                 f"    KIND: ClassVar[str] = {kind!r}", *_body(request), ""]
     out += ["", "Request = (" + "\n    | ".join(f"{k}Request" for k in kinds) + ")", ""]

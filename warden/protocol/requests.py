@@ -62,9 +62,8 @@ class DestroyRequest:
 
 
 @dataclass(frozen=True)
-class InfoRequest:
+class InfoRequest(DestroyRequest):
     KIND: ClassVar[str] = 'Info'
-    handle: str
 
 
 @dataclass(frozen=True)
@@ -86,21 +85,13 @@ class LinkRequest:
 
 
 @dataclass(frozen=True)
-class RunRequest:
+class RunRequest(SpawnRequest):
     KIND: ClassVar[str] = 'Run'
-    handle: str
-    script: bytes
-    privileged: bool = False
-    rlimits: ResourceLimits | None = None
-    discard_output: bool = False
-    log_tag: str | None = None
 
 
 @dataclass(frozen=True)
-class StreamRequest:
+class StreamRequest(LinkRequest):
     KIND: ClassVar[str] = 'Stream'
-    handle: str
-    job_id: int
 
 
 @dataclass(frozen=True)

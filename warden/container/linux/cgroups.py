@@ -122,29 +122,30 @@ class Cgroups:
         return self.container.res.limits
 
     async def limit_memory(self, limit: int | None, record: bool = True) -> dict[str, Any]:
-        env: dict[str, Any] = {}
         if limit is not None:
             await self._start_oom_watch()
-            env["LIMIT_IN_BYTES"] = limit
-        try:
-            result = await self.shell.run("limit_memory.sh", env=env)
-        except WardenError as exc:
-            raise _script_error(exc, "memory limit") from None
+        applied = await self._limit("limit_memory.sh", "LIMIT_IN_BYTES", limit, "memory limit")
         if limit is not None and record:
-            self.limits["memory"] = limit
-            self.container.write_snapshot()
-        return {"limit_in_bytes": int(result.stdout.split()[0])}
+            self._record("memory", limit)
+        return {"limit_in_bytes": applied}
 
     async def limit_cpu(self, shares: int | None, record: bool = True) -> dict[str, Any]:
-        env = {"LIMIT_IN_SHARES": shares} if shares is not None else {}
-        try:
-            result = await self.shell.run("limit_cpu.sh", env=env)
-        except WardenError as exc:
-            raise _script_error(exc, "cpu shares") from None
+        applied = await self._limit("limit_cpu.sh", "LIMIT_IN_SHARES", shares, "cpu shares")
         if shares is not None and record:
-            self.limits["cpu"] = shares
-            self.container.write_snapshot()
-        return {"limit_in_shares": int(result.stdout.split()[0])}
+            self._record("cpu", shares)
+        return {"limit_in_shares": applied}
+
+    async def _limit(self, script: str, name: str, value: int | None, what: str) -> int:
+        """Set (or, with None, only read) a limit; the script prints what applies."""
+        try:
+            result = await self.shell.run(script, env={name: value} if value is not None else {})
+        except WardenError as exc:
+            raise _script_error(exc, what) from None
+        return int(result.stdout.split()[0])
+
+    def _record(self, key: str, value: int) -> None:
+        self.limits[key] = value
+        self.container.write_snapshot()
 
     async def restore(self) -> None:
         if self.limits.get("memory") is not None:
