@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from warden.container.linux.cgroups import V1
+from warden.container.linux.cgroups import V1, V1_UNLIMITED, V2, Layout, layout_of, parse_layout
 from warden.container.linux.disk import disk_response, requested_blocks
 from warden.container.linux.files import bind_mount_lines
 from warden.container.linux.net import net_out_rule
@@ -127,3 +127,36 @@ def test_snapshot_round_trip():
 def test_snapshot_refuses_what_cannot_come_back(raw, message):
     with pytest.raises(MalformedSnapshot, match=message):
         Snapshot.from_dict(raw, "linux")
+
+
+def test_v2_driver_reports_v1_names_and_units(tmp_path):
+    group = tmp_path / "instance-abc"
+    group.mkdir()
+    (group / "memory.stat").write_text("anon 8192\nfile 4096\nfile_mapped 1024\npgfault 10\npgmajfault 1\n"
+                                       "inactive_file 4096\nactive_anon 8192\nslab 77\n")
+    (group / "memory.swap.current").write_text("0\n")
+    (group / "memory.max").write_text("1048576\n")
+    (group / "memory.swap.max").write_text("0\n")
+    (group / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 0\n")
+    driver = V2("abc", tmp_path)
+    stat = driver.memory_stat()
+    assert stat["cache"] == stat["total_cache"] == 4096 and stat["rss"] == stat["total_rss"] == 8192
+    assert stat["mapped_file"] == 1024 and stat["swap"] == 0 and stat["pgfault"] == 10
+    assert stat["hierarchical_memory_limit"] == stat["hierarchical_memsw_limit"] == 1048576
+    assert set(stat) <= set(catalogue().structs["MemoryStat"])
+    assert driver.cpu_stat() == {"usage": 2_500_000_000, "user": 200, "system": 50}
+    assert driver.procs_file() == group / "cgroup.procs" and driver.oom_target() == group
+    (group / "memory.max").write_text("max\n")
+    (group / "memory.swap.max").write_text("max\n")
+    assert driver.memory_stat()["hierarchical_memory_limit"] == V1_UNLIMITED
+    assert driver.memory_stat()["hierarchical_memsw_limit"] == V1_UNLIMITED
+
+
+def test_layout_record_picks_the_driver(tmp_path):
+    assert isinstance(parse_layout("").driver("x"), V1)
+    assert isinstance(parse_layout("layout=hybrid\n").driver("x"), V1)
+    v2 = parse_layout(f"layout=v2\nbase={tmp_path}/warden\n")
+    assert v2 == Layout("v2", tmp_path / "warden")
+    driver = v2.driver("x")
+    assert isinstance(driver, V2) and driver.procs_file() == tmp_path / "warden" / "instance-x" / "cgroup.procs"
+    assert layout_of(tmp_path / "nowhere") == Layout()

@@ -6,13 +6,19 @@ Python reads statistics straight from the cgroup files (no process), and an
 
 Where the files are, and what they are called, depends on the host's cgroup
 layout: that knowledge is a `CgroupDriver`. `V1` is the layout with one
-hierarchy per controller (`/sys/fs/cgroup/<controller>/warden/instance-<id>`).
+hierarchy per controller (`/sys/fs/cgroup/<controller>/warden/instance-<id>`),
+also on hybrid hosts (v1 controllers beside an empty cgroup2); `V2` is the
+unified hierarchy (`<base>/instance-<id>`, where root/linux/setup.sh chose
+`base`). setup.sh records the layout in `<depot>/.cgroup-layout`, which the
+container scripts read too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +31,10 @@ if TYPE_CHECKING:
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SRC = Path(__file__).resolve().parents[3] / "src"
+LAYOUT_FILE = ".cgroup-layout"
+USER_HZ = 100  # what v1's cpuacct.stat counts in (sysconf(_SC_CLK_TCK) on Linux)
+# v1's memory.limit_in_bytes when no limit is set (PAGE_COUNTER_MAX pages, 4 KiB pages)
+V1_UNLIMITED = 9223372036854771712
 
 
 def read_int(path: Path) -> int | None:
@@ -97,8 +107,92 @@ class V1(CgroupDriver):
         return {"usage": usage, **{k: v for k, v in ticks.items() if k in ("user", "system")}}
 
 
-def driver_for(container_id: str) -> CgroupDriver:
-    return V1(container_id)
+class V2(CgroupDriver):
+    """The unified hierarchy: one group, `<base>/instance-<id>`, for every controller.
+
+    Info keeps v1's field names and units, so clients see no difference: see
+    root/linux/README.md for the mapping; fields v2 has no counterpart for
+    (pgpgin, pgpgout) are left out."""
+
+    # MemoryStat field <- memory.stat key of v2
+    MEMORY_STAT = {"cache": "file", "rss": "anon", "mapped_file": "file_mapped", "pgfault": "pgfault",
+                   "pgmajfault": "pgmajfault", "inactive_anon": "inactive_anon", "active_anon": "active_anon",
+                   "inactive_file": "inactive_file", "active_file": "active_file", "unevictable": "unevictable"}
+
+    def __init__(self, container_id: str, base: Path) -> None:
+        super().__init__(container_id, base)
+        self.group = base / f"instance-{container_id}"
+
+    def procs_file(self) -> Path:
+        return self.group / "cgroup.procs"
+
+    def oom_target(self) -> Path:
+        return self.group
+
+    def memory_stat(self) -> dict[str, int]:
+        raw = read_key_values(self.group / "memory.stat")
+        if not raw:
+            return {}
+        stat = {name: raw[key] for name, key in self.MEMORY_STAT.items() if key in raw}
+        swap = read_int(self.group / "memory.swap.current")
+        if swap is not None:
+            stat["swap"] = swap
+        limit = self._limit("memory.max")
+        swap_limit = self._limit("memory.swap.max")
+        stat["hierarchical_memory_limit"] = limit
+        stat["hierarchical_memsw_limit"] = min(limit + swap_limit, V1_UNLIMITED)
+        # v2's statistics are hierarchical already: v1's total_* are the same numbers.
+        for name in list(stat):
+            if not name.startswith("hierarchical_"):
+                stat[f"total_{name}"] = stat[name]
+        return stat
+
+    def _limit(self, name: str) -> int:
+        """A memory.max-like file in bytes, with v1's number for "max"."""
+        try:
+            text = (self.group / name).read_text().strip()
+        except OSError:
+            return V1_UNLIMITED
+        return V1_UNLIMITED if text == "max" or not text.isdigit() else min(int(text), V1_UNLIMITED)
+
+    def cpu_stat(self) -> dict[str, int]:
+        raw = read_key_values(self.group / "cpu.stat")
+        if "usage_usec" not in raw:
+            return {}
+        stat = {"usage": raw["usage_usec"] * 1000}
+        for name in ("user", "system"):
+            if f"{name}_usec" in raw:
+                stat[name] = raw[f"{name}_usec"] * USER_HZ // 1_000_000
+        return stat
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The host's cgroup layout, as root/linux/setup.sh found and recorded it."""
+
+    name: str = "v1"             # v1, hybrid or v2
+    base: Path | None = None     # v2: the parent of the instance-<id> groups
+
+    def driver(self, container_id: str) -> CgroupDriver:
+        if self.name == "v2" and self.base is not None:
+            return V2(container_id, self.base)
+        return V1(container_id)
+
+
+def parse_layout(text: str) -> Layout:
+    values = dict(line.partition("=")[::2] for line in text.splitlines() if "=" in line)
+    name = values.get("layout", "v1")
+    base = values.get("base")
+    return Layout(name, Path(base) if base else None)
+
+
+@functools.cache
+def layout_of(depot: Path) -> Layout:
+    """The depot's recorded layout; a depot set up before layouts were recorded is v1."""
+    try:
+        return parse_layout((depot / LAYOUT_FILE).read_text())
+    except OSError:
+        return Layout()
 
 
 def _script_error(exc: WardenError, what: str) -> WardenError:

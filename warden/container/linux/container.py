@@ -17,7 +17,7 @@ from ...protocol import requests as rq
 from ..base import Container, JobRequest
 from ..context import Context
 from ..jobs import Job
-from .cgroups import Cgroups, driver_for
+from .cgroups import Cgroups, layout_of
 from .disk import Disk
 from .files import Files
 from .jobs import Jobs
@@ -31,7 +31,7 @@ class LinuxContainer(Container):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shell = Shell(self.ctx.root_path, self.path)
-        self.cgroups = Cgroups(self, self.shell, driver_for(self.id))
+        self.cgroups = Cgroups(self, self.shell, layout_of(self.ctx.depot).driver(self.id))
         self.net = Net(self, self.shell)
         self.disk = Disk(self, self.shell)
         self.files = Files(self)
@@ -55,6 +55,7 @@ class LinuxContainer(Container):
             }, timeout=600)
         except WardenError as exc:
             raise WardenError(f"root/linux/setup.sh failed: {exc.data or exc.message}") from None
+        layout_of.cache_clear()  # setup.sh has just recorded it
 
     @classmethod
     def alive(cls, path: Path) -> bool:
