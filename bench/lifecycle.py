@@ -13,8 +13,9 @@ import ipaddress
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .oci import Peer
 from .run_true import sample_rounds

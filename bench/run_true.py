@@ -9,7 +9,8 @@ shared machine lands on all of them alike.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .oci import Peer
 from .server import BenchServer

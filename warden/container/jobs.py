@@ -21,9 +21,10 @@ import os
 import shutil
 import socket
 import struct
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 STREAMS = {1: "stdout", 2: "stderr"}
 HEADER = struct.Struct(">BI")

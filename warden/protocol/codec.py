@@ -7,7 +7,8 @@ against the catalogue (every failure is an `InvalidRequest` whose text starts wi
 
 from __future__ import annotations
 
-from typing import Any, Sized, TypeVar
+from collections.abc import Sized
+from typing import Any, TypeVar
 
 import msgpack
 

@@ -194,7 +194,7 @@ class Connection:
             await self._send_error(exc.message, exc.data)
         except (ConnectionError, asyncio.CancelledError):
             raise
-        except Exception as exc:  # noqa: BLE001 - the client gets a message, the log the backtrace
+        except Exception as exc:  # the client gets a message, the log the backtrace
             log.exception("request failed", extra={"data": {"type": request.KIND}})
             await self._send_error(f"internal error: {exc}" if str(exc) else type(exc).__name__)
 

@@ -9,8 +9,9 @@ once and sends what the handler returns.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from ..container.base import ACTIVE, STOPPED, Container
 from ..container.context import Context

@@ -16,7 +16,7 @@ import array
 import asyncio
 import socket
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...errors import WardenError
 
