@@ -191,9 +191,9 @@ class Peer:
         argv = [sys.executable, "-m", "bench.oci", "--runtime", self.runtime, "--state", str(self.state)]
         if self.runtime == "crun":
             argv = ["unshare", "--mount", "--propagation", "private", "--", *argv, "--private-cgroup-view"]
-        self.proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1], text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.base / "worker.stderr", "a"))
+        with open(self.base / "worker.stderr", "a") as stderr:
+            self.proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1], text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
             self.error = f"{self.runtime} worker did not start: {self._stderr()}"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import re
@@ -211,7 +212,7 @@ def _xtrace_report(traces: Path, rounds: int) -> list[str]:
             continue
         rows.sort(key=lambda r: r[0])
         spans[_script_name(rows[0][1])] += rows[-1][0] - rows[0][0]
-        for a, b in zip(rows, rows[1:]):
+        for a, b in itertools.pairwise(rows):
             text = re.sub(r"/tmp/wb-[^ ]*?/depot/[^/ ]+", "<dir>", a[3])
             text = re.sub(r"\b1[0-9a-v]{10}\b", "<id>", text)
             text = re.sub(r"\b\d{4,}\b", "<n>", text)[:90]

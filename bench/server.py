@@ -96,11 +96,11 @@ class BenchServer:
     def start(self, timeout: float = 120) -> BenchServer:
         config_path = self.base / "config.yml"
         config_path.write_text(yaml.safe_dump(self.config))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warden.server", "--config", str(config_path)],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "server.stderr", "ab"),
-        )
+        with open(self.base / "server.stderr", "ab") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "warden.server", "--config", str(config_path)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
         deadline = time.monotonic() + timeout
         pidfile = Path(self.config["server"]["pidfile"])
         while True:
@@ -218,9 +218,8 @@ class BenchServer:
             pass
         pool = self.depot / ".disk"
         image = self.depot / ".disk.img"
-        if _is_mounted(pool):
-            if (err := self._run(["umount", str(pool)])):
-                problems.append(err)
+        if _is_mounted(pool) and (err := self._run(["umount", str(pool)])):
+            problems.append(err)
         if image.exists():
             for attempt in range(60):
                 out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout

@@ -168,7 +168,7 @@ def _server(raw: dict) -> ServerConfig:
     rlimits = s.get("container_rlimits") or {}
     if not isinstance(rlimits, dict):
         raise ConfigError(f"server.container_rlimits: must be a mapping, got {rlimits!r}")
-    for name, value in rlimits.items():
+    for name in rlimits:
         if name not in RLIMIT_NAMES:
             raise ConfigError(f"server.container_rlimits.{name}: unknown rlimit (known: {', '.join(RLIMIT_NAMES)})")
         _int(rlimits, name, "server.container_rlimits", None)

@@ -130,6 +130,11 @@ async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, si
     return data
 
 
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _send_with_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes, fd: int) -> None:
     """sendall, with `fd` attached (SCM_RIGHTS) to the first bytes that go."""
     while True:
@@ -137,8 +142,8 @@ async def _send_with_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, da
             sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             break
         except (BlockingIOError, InterruptedError):
-            writable = loop.create_future()
-            loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(sock.fileno(), _wake, writable)
             try:
                 await writable
             finally:
