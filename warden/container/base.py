@@ -356,7 +356,7 @@ class Container:
         finally:
             if output_file:
                 output_file.close()
-        result = {"exit_status": status.exit_status, "stdout": stdout, "stderr": stderr}
+        result: dict[str, Any] = {"exit_status": status.exit_status, "stdout": stdout, "stderr": stderr}
         try:
             result["info"] = await self.info_or_obituary()
         except BaseException:

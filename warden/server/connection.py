@@ -47,8 +47,8 @@ class Connection:
         self.current: str | None = None  # the type of the request being answered
         self.containers: set[Container] = set()
         self.closing = False
-        self._worker: asyncio.Task | None = None
-        self._current_task: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._current_task: asyncio.Task[Any] | None = None
 
     # ---- lifecycle --------------------------------------------------------------
 

@@ -204,7 +204,8 @@ class Dispatcher:
         route = ROUTES[request.KIND]
         container: Any = None
         if route.has_handle:
-            container = self.lookup(request.handle)  # type: ignore[union-attr]
+            # has_handle: the request's class has `handle: str` (not every member of the union has)
+            container = self.lookup(request.handle)  # type: ignore[union-attr, arg-type]
             reference(container)
             if route.states:
                 container.require(*route.states)

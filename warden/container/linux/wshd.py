@@ -82,11 +82,11 @@ def encode_request(job_id: int | str, *, user: str, env: dict[str, str], rlimits
         if not name or "=" in name:
             raise WardenError(FAILED, f"invalid environment variable name {name!r}")
         body.append(_string(REC_ENV, f"{name}={value}"))
-    for name, value in rlimits.items():
+    for name, amount in rlimits.items():
         index = RLIMIT_INDEX.get(name.lower())
         if index is None:
             raise WardenError(FAILED, f"unknown rlimit {name!r}")
-        limit = _u64(int(value))
+        limit = _u64(int(amount))
         body.append(RECORD.pack(REC_RLIMIT, 20) + struct.pack("<IQQ", index, limit, limit))
     if work_dir is not None:
         body.append(_string(REC_DIR, work_dir))
@@ -109,7 +109,7 @@ def decode_response(header: bytes, body: bytes) -> int:
     if status == STATUS_OK:
         if len(body) != 8:
             raise WardenError(FAILED, f"wshd: malformed answer ({len(body)}-byte body)")
-        pid, _nfds = struct.unpack("<II", body)
+        pid: int = struct.unpack("<II", body)[0]  # then the count of descriptors passed
         return pid
     message = body.decode("utf-8", "replace")
     # Only a wshd without job mode refuses the job flag or our version.
