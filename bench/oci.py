@@ -175,7 +175,7 @@ class Peer:
         self.base = base / runtime
         self.state = self.base / "state"
         self.rootfs = rootfs
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.error: str | None = None
         self._counter = 0
 
@@ -214,7 +214,7 @@ class Peer:
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.runtime} worker died: {self._stderr()}")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         return reply
@@ -222,6 +222,11 @@ class Peer:
     def next_id(self, kind: str) -> str:
         self._counter += 1
         return f"wb-{self.runtime}-{kind}-{os.getpid()}-{self._counter}"
+
+    def seconds(self, op: str, **fields: Any) -> float:
+        """What `request` answers with `seconds`: the time one run or exec took."""
+        took: float = self.request(op, **fields)["seconds"]
+        return took
 
     def bundle(self, name: str, args: list[str], cgroup_id: str) -> str:
         """An OCI bundle (crun, runc), or LXC's config file."""
