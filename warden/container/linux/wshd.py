@@ -109,7 +109,7 @@ def decode_response(header: bytes, body: bytes) -> int:
     if status == STATUS_OK:
         if len(body) != 8:
             raise WardenError(FAILED, f"wshd: malformed answer ({len(body)}-byte body)")
-        pid: int = struct.unpack("<II", body)[0]  # then the count of descriptors passed
+        pid: int = struct.unpack("<II", body)[0]  # the body: pid, count of descriptors passed
         return pid
     message = body.decode("utf-8", "replace")
     # Only a wshd without job mode refuses the job flag or our version.
