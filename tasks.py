@@ -10,8 +10,15 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from invoke import Collection, Exit, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+if TYPE_CHECKING:
+    from warden.config import Config
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "config/linux.yml"
@@ -21,7 +28,7 @@ SKELETON_BINARIES = {
 }
 
 
-def _config(path: str):
+def _config(path: str) -> Config:
     sys.path.insert(0, str(ROOT))
     from warden import config
 
@@ -36,7 +43,7 @@ def _step(message: str) -> None:
 
 
 @task
-def build(c):
+def build(c: Context) -> None:
     """Compile the C helpers in src/ and copy them into the container skeletons."""
     _step("building C helpers (make -C src)")
     c.run(f"make -C {ROOT / 'src'} all", echo=False)
@@ -51,7 +58,7 @@ def build(c):
 
 
 @task(help={"config": f"config file (default {DEFAULT_CONFIG})"})
-def rootfs(c, config=DEFAULT_CONFIG):
+def rootfs(c: Context, config: str = DEFAULT_CONFIG) -> None:
     """Build the container root filesystem named by the config (cached; skipped when built)."""
     cfg = _config(config)
     if cfg.server.backend != "linux":
@@ -66,14 +73,14 @@ def rootfs(c, config=DEFAULT_CONFIG):
 
 
 @task(pre=[build], help={"config": f"config file (default {DEFAULT_CONFIG})"})
-def setup(c, config=DEFAULT_CONFIG):
+def setup(c: Context, config: str = DEFAULT_CONFIG) -> None:
     """Build the helpers and the root filesystem: everything the server needs."""
     rootfs(c, config=config)
     _step("setup complete")
 
 
 @task(help={"config": f"config file (default {DEFAULT_CONFIG})"})
-def start(c, config=DEFAULT_CONFIG):
+def start(c: Context, config: str = DEFAULT_CONFIG) -> None:
     """Run the server in the foreground (SIGUSR2 drains it, leaving containers running)."""
     _config(config)
     _step(f"starting warden with {config}")
@@ -82,7 +89,7 @@ def start(c, config=DEFAULT_CONFIG):
 
 @task(help={"config": f"config file (default {DEFAULT_CONFIG})",
             "all": "also remove live leftovers and the rules of every pool (no other warden on this host)"})
-def clear(c, config=DEFAULT_CONFIG, all=False):
+def clear(c: Context, config: str = DEFAULT_CONFIG, all: bool = False) -> None:
     """Destroy every container in the depot and every kernel object warden made for it."""
     cfg = _config(config)
     script = ROOT / "root" / cfg.server.backend / "clear.sh"
@@ -94,9 +101,30 @@ def clear(c, config=DEFAULT_CONFIG, all=False):
     c.run(f"{script} {flags}{depot}", env={"POOL_NETWORK": cfg.network.pool_network})
 
 
-@task(help={"k": "only tests matching this expression", "verbose": "pytest -v"})
-def test(c, k=None, verbose=False):
-    """Run the whole test suite (unit, C helpers, integration)."""
+LINTERS = {
+    "ruff": "-m ruff check",
+    "mypy --strict": "-m mypy",
+    "requests.py against spec/protocol.yml": "-m warden.protocol.generate --check",
+}
+
+
+@task
+def lint(c: Context) -> None:
+    """Check the Python code: ruff, mypy --strict, and the generated requests.py (config in pyproject.toml)."""
+    failed = []
+    with c.cd(str(ROOT)):
+        for name, args in LINTERS.items():
+            _step(name)
+            result = c.run(f"{sys.executable} {args}", warn=True, pty=False)
+            if result is None or result.failed:
+                failed.append(name)
+    if failed:
+        raise Exit(f"lint failed: {', '.join(failed)}", code=1)
+
+
+@task(pre=[lint], help={"k": "only tests matching this expression", "verbose": "pytest -v"})
+def test(c: Context, k: str | None = None, verbose: bool = False) -> None:
+    """Lint, then run the whole test suite (unit, C helpers, integration)."""
     args = ["-q" if not verbose else "-v", "-ra"]
     if k:
         args += ["-k", repr(k)]
@@ -106,7 +134,7 @@ def test(c, k=None, verbose=False):
 @task(help={"json": "also write the results as JSON to this file",
             "quick": "fewer iterations and smaller sizes (about 20 s; a full run takes about 2 minutes)",
             "only": "comma-separated benchmarks: run_true, lifecycle, scale, stream, ping (default: all)"})
-def bench(c, json=None, quick=False, only=None):
+def bench(c: Context, json: str | None = None, quick: bool = False, only: str | None = None) -> None:
     """Benchmark warden against crun, runc, LXC, a kernel-only reference and a pipe (needs root)."""
     args = []
     if json:
@@ -119,5 +147,5 @@ def bench(c, json=None, quick=False, only=None):
         c.run(f"{sys.executable} -m bench {' '.join(args)}", pty=False)
 
 
-ns = Collection(build, rootfs, setup, test, bench)
+ns = Collection(build, rootfs, setup, lint, test, bench)
 ns.add_collection(Collection("warden", start, clear))

@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import leaks, lifecycle, ping, run_true, scale, stream
 from .oci import Peer
@@ -40,7 +41,8 @@ SCHEMA: dict[str, tuple[str, ...]] = {
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, Settings]:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
-    parser.add_argument("--quick", action="store_true", help="fewer iterations and smaller sizes (~20 s; a full run takes ~2 min)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer iterations and smaller sizes (~20 s; a full run takes ~2 min)")
     parser.add_argument("--only", help="comma-separated benchmarks to run (default: all)")
     parser.add_argument("--warmup", type=int)
     parser.add_argument("--iterations", type=int, help="run_true samples per peer")
@@ -292,7 +294,8 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
     if "stream" in out:
         s = out["stream"]
         d = details.get("stream", {})
-        lines.append(f"stream: {settings.stream_bytes // MIB} MiB of job stdout (MiB/s, median of {settings.stream_repeats}; writer dd bs=1M on both sides)")
+        lines.append(f"stream: {settings.stream_bytes // MIB} MiB of job stdout (MiB/s, median of "
+                     f"{settings.stream_repeats}; writer dd bs=1M on both sides)")
         lines.append(f"  {'warden Spawn + Stream':42} {s['warden_mib_s']!s:>9}   {d.get('warden_runs_mib_s', '')}"
                      f"{err(s, 'warden_mib_s')}")
         lines.append(f"  {'dd | cat':42} {s['pipe_mib_s']!s:>9}   {d.get('pipe_runs_mib_s', '')}")
@@ -300,11 +303,13 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
         if head:
             lines.append(f"    {'(writer head -c, 8 KiB writes) warden':40} {head['warden_mib_s']!s:>9}"
                          f"   {head['warden_runs_mib_s']}")
-            lines.append(f"    {'(writer head -c) head | cat':40} {head['pipe_mib_s']!s:>9}   {head['pipe_runs_mib_s']}")
+            lines.append(f"    {'(writer head -c) head | cat':40} {head['pipe_mib_s']!s:>9}"
+                         f"   {head['pipe_runs_mib_s']}")
             lines.append(f"    {'(writer head -c) ratio, not judged':40} {head['ratio']!s:>9}")
         peak = d.get("server_peak_rss_kib")
         if peak:
-            lines.append(f"  {'server peak RSS (VmHWM) KiB before / after':42} {peak['before']:>9} {peak['after']:>9}")
+            lines.append(f"  {'server peak RSS (VmHWM) KiB before / after':42} {peak['before']:>9}"
+                         f" {peak['after']:>9}")
         r = s["ratio"]
         lines.append(f"  {'ratio warden / pipe (goal >= 0.5)':42} {r if r is not None else '-':>9}"
                      f"{_goal(None if r is None else r >= 0.5)}")
@@ -316,7 +321,8 @@ def print_table(out: dict[str, Any], details: dict[str, Any], settings: Settings
         lines.append(f"  {'pipelined, batches of ' + str(d.get('batch', settings.ping_batch)) + ' (goal >= 20000)':42}"
                      f" {rps!s:>9}{_goal(None if rps is None else rps >= 20000)}{err(s, 'rps')}")
         lines.append(f"  {'one at a time (lean client)':42} {d.get('unpipelined_rps', '-')!s:>9}")
-        lines.append(f"  {'one at a time (warden.client.Client)':42} {d.get('warden_client_unpipelined_rps', '-')!s:>9}")
+        lines.append(f"  {'one at a time (warden.client.Client)':42}"
+                     f" {d.get('warden_client_unpipelined_rps', '-')!s:>9}")
     lines.append(f"total {seconds:.0f} s")
     print("\n".join(lines), flush=True)
 

@@ -9,12 +9,14 @@ is kept for the table.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .oci import Peer
 from .run_true import sample_rounds
@@ -34,7 +36,8 @@ class Reference:
     def __init__(self, base: Path, rootfs: str, network: str) -> None:
         self.dir = base / "reference"
         self.env = {**os.environ, "WB_DIR": str(self.dir), "WB_ROOTFS": rootfs}
-        self.subnets = list(ipaddress.ip_network(network).subnets(new_prefix=30))
+        self.subnets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = list(
+            ipaddress.ip_network(network).subnets(new_prefix=30))
         self.count = 0
         self.ready = False
 
@@ -123,7 +126,7 @@ def run(server: BenchServer, peers: dict[str, Peer], reference: Reference,
         except Exception as exc:  # noqa: BLE001
             result[KEYS[name] + "_error"] = f"{name} spec failed: {exc}"
             continue
-        samplers[name] = lambda peer=peer, cid=cid, bundle=bundle: peer.request("run", cid=cid, bundle=bundle)["seconds"]
+        samplers[name] = functools.partial(peer.seconds, "run", cid=cid, bundle=bundle)
     try:
         warmup = max(1, settings.warmup // 5)
         samples, cold = sample_rounds(samplers, warmup, settings.lifecycle_iterations, result, KEYS,

@@ -175,7 +175,7 @@ class Peer:
         self.base = base / runtime
         self.state = self.base / "state"
         self.rootfs = rootfs
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[str] | None = None
         self.error: str | None = None
         self._counter = 0
 
@@ -191,9 +191,9 @@ class Peer:
         argv = [sys.executable, "-m", "bench.oci", "--runtime", self.runtime, "--state", str(self.state)]
         if self.runtime == "crun":
             argv = ["unshare", "--mount", "--propagation", "private", "--", *argv, "--private-cgroup-view"]
-        self.proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1], text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=open(self.base / "worker.stderr", "a"))
+        with open(self.base / "worker.stderr", "a") as stderr:
+            self.proc = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[1], text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
         line = self.proc.stdout.readline() if self.proc.stdout else ""
         if not line:
             self.error = f"{self.runtime} worker did not start: {self._stderr()}"
@@ -214,7 +214,7 @@ class Peer:
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"{self.runtime} worker died: {self._stderr()}")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         return reply
@@ -222,6 +222,11 @@ class Peer:
     def next_id(self, kind: str) -> str:
         self._counter += 1
         return f"wb-{self.runtime}-{kind}-{os.getpid()}-{self._counter}"
+
+    def seconds(self, op: str, **fields: Any) -> float:
+        """What `request` answers with `seconds`: the time one run or exec took."""
+        took: float = self.request(op, **fields)["seconds"]
+        return took
 
     def bundle(self, name: str, args: list[str], cgroup_id: str) -> str:
         """An OCI bundle (crun, runc), or LXC's config file."""

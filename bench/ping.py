@@ -9,13 +9,14 @@ against the catalogue)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .server import BenchServer
-from .wire import frame
+from .wire import Wire, frame
 
 
-def _pipelined(wire, seconds: float, batch: int) -> float:
+def _pipelined(wire: Wire, seconds: float, batch: int) -> float:
     data = frame("Ping") * batch
     count = 0
     started = time.perf_counter()
@@ -30,7 +31,7 @@ def _pipelined(wire, seconds: float, batch: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _one_at_a_time(call, seconds: float) -> float:
+def _one_at_a_time(call: Callable[[], object], seconds: float) -> float:
     count = 0
     started = time.perf_counter()
     deadline = started + seconds

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import itertools
 import json
 import os
 import re
@@ -30,7 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Hashable
 from pathlib import Path
+from typing import TypeVar
 
 from .server import BenchServer, make_base, rss_kib
 from .wire import frame
@@ -44,6 +47,7 @@ PS4='+ $EPOCHREALTIME ${{BASH_SOURCE}}:$LINENO '
 set -x
 """
 ROOT = Path(__file__).resolve().parents[1]
+K = TypeVar("K", bound=Hashable)
 XTRACE_LINE = re.compile(r"^\++ (\d+\.\d+) (\S+):(\d+) (.*)$")
 
 
@@ -100,7 +104,7 @@ class Spy:
         return lines
 
 
-def strace_execs(pid: int, action) -> list[str]:
+def strace_execs(pid: int, action: Callable[[], object]) -> list[str]:
     """Run action() while strace follows pid and its children; the programs exec'd."""
     if not shutil.which("strace"):
         action()
@@ -198,9 +202,14 @@ def _script_name(path: str) -> str:
     return path
 
 
+def _largest_first(totals: dict[K, float]) -> list[tuple[K, float]]:
+    """Counter.most_common for float totals (ties keep their first-seen order)."""
+    return sorted(totals.items(), key=lambda kv: kv[1], reverse=True)
+
+
 def _xtrace_report(traces: Path, rounds: int) -> list[str]:
-    spans: collections.Counter[str] = collections.Counter()
-    cost: collections.Counter[tuple[str, str]] = collections.Counter()
+    spans: collections.defaultdict[str, float] = collections.defaultdict(float)
+    cost: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
     for f in traces.iterdir():
         rows = []
         for line in f.read_text(errors="replace").splitlines():
@@ -211,16 +220,16 @@ def _xtrace_report(traces: Path, rounds: int) -> list[str]:
             continue
         rows.sort(key=lambda r: r[0])
         spans[_script_name(rows[0][1])] += rows[-1][0] - rows[0][0]
-        for a, b in zip(rows, rows[1:]):
+        for a, b in itertools.pairwise(rows):
             text = re.sub(r"/tmp/wb-[^ ]*?/depot/[^/ ]+", "<dir>", a[3])
             text = re.sub(r"\b1[0-9a-v]{10}\b", "<id>", text)
             text = re.sub(r"\b\d{4,}\b", "<n>", text)[:90]
             cost[(f"{_script_name(a[1])}:{a[2]}", text)] += b[0] - a[0]
     lines = ["bash scripts (xtrace), ms per Create + Destroy: time from a script's first to last line",
              "(a script that runs others includes them; bash's own start-up is not counted):"]
-    lines += [f"  {t / rounds * 1000:7.1f}  {name}" for name, t in spans.most_common()]
+    lines += [f"  {t / rounds * 1000:7.1f}  {name}" for name, t in _largest_first(spans)]
     lines.append("costliest lines (the time until the script's next line), ms per Create + Destroy:")
-    lines += [f"  {t / rounds * 1000:7.1f}  {where}  {text}" for (where, text), t in cost.most_common(25)]
+    lines += [f"  {t / rounds * 1000:7.1f}  {where}  {text}" for (where, text), t in _largest_first(cost)[:25]]
     return lines
 
 

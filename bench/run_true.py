@@ -8,8 +8,10 @@ shared machine lands on all of them alike.
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .oci import Peer
 from .server import BenchServer
@@ -23,7 +25,7 @@ KEYS = {"warden": "warden_ms", "crun": "crun_exec_ms", "runc": "runc_exec_ms", "
 def run(server: BenchServer, peers: dict[str, Peer], settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     result: dict[str, Any] = {}
     samplers: dict[str, Callable[[], float]] = {}
-    cleanups: list[Callable[[], None]] = []
+    cleanups: list[Callable[[], object]] = []
     wire = server.connect()
     try:
         handle = server.create(wire)
@@ -50,8 +52,8 @@ def run(server: BenchServer, peers: dict[str, Peer], settings: Settings) -> tupl
             except Exception as exc:  # noqa: BLE001 - recorded as the peer's error
                 result[KEYS[name] + "_error"] = f"{name}: starting a container (sleep infinity) failed: {exc}"
                 continue
-            cleanups.append(lambda peer=peer, cid=cid: peer.request("delete", cid=cid))
-            samplers[name] = lambda peer=peer, cid=cid: peer.request("exec", cid=cid)["seconds"]
+            cleanups.append(functools.partial(peer.request, "delete", cid=cid))
+            samplers[name] = functools.partial(peer.seconds, "exec", cid=cid)
 
         samples, cold = sample_rounds(samplers, settings.warmup, settings.iterations, result, KEYS,
                                       burst=settings.burst)

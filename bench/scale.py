@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .server import BenchServer, rss_kib
@@ -13,7 +14,7 @@ from .settings import Settings
 from .wire import frame
 
 
-def _parallel(clients: int, work) -> None:
+def _parallel(clients: int, work: Callable[[], None]) -> None:
     threads = [threading.Thread(target=work, name=f"scale-{i}", daemon=True) for i in range(clients)]
     for thread in threads:
         thread.start()
@@ -80,7 +81,7 @@ def run(server: BenchServer, settings: Settings) -> tuple[dict[str, Any], dict[s
     _parallel(settings.scale_clients, destroyer)
     done = time.perf_counter()
     rss_after = rss_kib(server.pid)
-    result = {
+    result: dict[str, Any] = {
         "containers": live,
         "failures": len(errors),
         "seconds": round(done - started, 3),

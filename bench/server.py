@@ -37,7 +37,8 @@ CREATE = frame("Create")
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -82,7 +83,7 @@ class BenchServer:
             "user": {"pool_start_uid": uid_pool[0], "pool_size": uid_pool[1]},
         }
         _deep_update(self.config, overrides or {})
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         # Every handle Create returned (no handle is ever asked for, so these are
         # the container ids too): how leaks are told apart from other servers'.
         self.created: set[str] = set()
@@ -96,11 +97,11 @@ class BenchServer:
     def start(self, timeout: float = 120) -> BenchServer:
         config_path = self.base / "config.yml"
         config_path.write_text(yaml.safe_dump(self.config))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warden.server", "--config", str(config_path)],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "server.stderr", "ab"),
-        )
+        with open(self.base / "server.stderr", "ab") as stderr:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "warden.server", "--config", str(config_path)],
+                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+            )
         deadline = time.monotonic() + timeout
         pidfile = Path(self.config["server"]["pidfile"])
         while True:
@@ -121,7 +122,7 @@ class BenchServer:
         return Wire(self.socket_path, timeout=timeout)
 
     def create(self, wire: Wire) -> str:
-        handle = wire.call_raw(CREATE, "Create")["handle"]
+        handle: str = wire.call_raw(CREATE, "Create")["handle"]
         self.created.add(handle)
         return handle
 
@@ -149,6 +150,7 @@ class BenchServer:
         problems: list[str] = []
         try:
             if self.running:
+                assert self.proc is not None
                 try:
                     with self.connect(timeout=120) as wire:
                         for handle in wire.call("List")["handles"]:
@@ -218,9 +220,8 @@ class BenchServer:
             pass
         pool = self.depot / ".disk"
         image = self.depot / ".disk.img"
-        if _is_mounted(pool):
-            if (err := self._run(["umount", str(pool)])):
-                problems.append(err)
+        if _is_mounted(pool) and (err := self._run(["umount", str(pool)])):
+            problems.append(err)
         if image.exists():
             for attempt in range(60):
                 out = subprocess.run(["losetup", "-j", str(image)], capture_output=True, text=True).stdout

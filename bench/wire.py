@@ -48,7 +48,8 @@ class Wire:
     def recv(self) -> dict[str, Any]:
         while True:
             for obj in self.unpacker:
-                return obj
+                message: dict[str, Any] = obj
+                return message
             data = self.sock.recv(self.READ)
             if not data:
                 raise EOFError("server closed the connection")
@@ -62,7 +63,8 @@ class Wire:
             raise BenchServerError(response["payload"])
         if response["type"] != kind:
             raise RuntimeError(f"expected a {kind} response, got {response['type']}")
-        return response["payload"]
+        payload: dict[str, Any] = response["payload"]
+        return payload
 
     def call(self, kind: str, **payload: Any) -> dict[str, Any]:
         return self.call_raw(frame(kind, **payload), kind)

@@ -106,7 +106,7 @@ def ephemeral_port_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -
 # ---- typed getters: each names the key in its error -------------------------------
 
 
-def _int(section: dict, key: str, where: str, default: Any, *, low: int = 0, high: int | None = None,
+def _int(section: dict[str, Any], key: str, where: str, default: Any, *, low: int = 0, high: int | None = None,
          why_high: str = "", nullable: bool = False) -> Any:
     value = section.get(key, default)
     if value is None and nullable:
@@ -121,14 +121,14 @@ def _int(section: dict, key: str, where: str, default: Any, *, low: int = 0, hig
     return value
 
 
-def _bool(section: dict, key: str, where: str, default: bool) -> bool:
+def _bool(section: dict[str, Any], key: str, where: str, default: bool) -> bool:
     value = section.get(key, default)
     if not isinstance(value, bool):
         raise ConfigError(f"{where}.{key}: must be true or false, got {value!r}")
     return value
 
 
-def _str(section: dict, key: str, where: str, default: str | None, *, nullable: bool = False) -> Any:
+def _str(section: dict[str, Any], key: str, where: str, default: str | None, *, nullable: bool = False) -> Any:
     value = section.get(key, default)
     if value is None and nullable:
         return None
@@ -137,14 +137,14 @@ def _str(section: dict, key: str, where: str, default: str | None, *, nullable: 
     return value
 
 
-def _str_list(section: dict, key: str, where: str) -> list[str]:
+def _str_list(section: dict[str, Any], key: str, where: str) -> list[str]:
     value = section.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) or v is None for v in value):
         raise ConfigError(f"{where}.{key}: must be a list of strings, got {value!r}")
     return [v for v in value if v is not None]
 
 
-def _section(raw: dict, name: str) -> dict:
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name) or {}
     if not isinstance(value, dict):
         raise ConfigError(f"{name}: must be a mapping, got {value!r}")
@@ -154,7 +154,7 @@ def _section(raw: dict, name: str) -> dict:
 # ---- sections ----------------------------------------------------------------------
 
 
-def _server(raw: dict) -> ServerConfig:
+def _server(raw: dict[str, Any]) -> ServerConfig:
     s = _section(raw, "server")
     where = "server"
     kind = s.get("backend", s.get("container_klass", "insecure"))
@@ -168,7 +168,7 @@ def _server(raw: dict) -> ServerConfig:
     rlimits = s.get("container_rlimits") or {}
     if not isinstance(rlimits, dict):
         raise ConfigError(f"server.container_rlimits: must be a mapping, got {rlimits!r}")
-    for name, value in rlimits.items():
+    for name in rlimits:
         if name not in RLIMIT_NAMES:
             raise ConfigError(f"server.container_rlimits.{name}: unknown rlimit (known: {', '.join(RLIMIT_NAMES)})")
         _int(rlimits, name, "server.container_rlimits", None)
@@ -202,7 +202,7 @@ def _server(raw: dict) -> ServerConfig:
     )
 
 
-def _network(raw: dict) -> NetworkConfig:
+def _network(raw: dict[str, Any]) -> NetworkConfig:
     n = _section(raw, "network")
     where = "network"
     pool = n.get("pool_network", "10.254.0.0/24")
@@ -231,7 +231,7 @@ def _network(raw: dict) -> NetworkConfig:
     )
 
 
-def _port(raw: dict) -> PortConfig:
+def _port(raw: dict[str, Any]) -> PortConfig:
     p = _section(raw, "port")
     start = _int(p, "pool_start_port", "port", ephemeral_port_range()[1] + 1, low=1)
     size = _int(p, "pool_size", "port", max(0, 65001 - start), low=0)
@@ -242,7 +242,7 @@ def _port(raw: dict) -> PortConfig:
     return PortConfig(pool_start_port=start, pool_size=size)
 
 
-def _user(raw: dict) -> UserConfig:
+def _user(raw: dict[str, Any]) -> UserConfig:
     u = _section(raw, "user")
     return UserConfig(
         pool_start_uid=_int(u, "pool_start_uid", "user", 10000, low=1),
@@ -250,7 +250,7 @@ def _user(raw: dict) -> UserConfig:
     )
 
 
-def _logging(raw: dict) -> LoggingConfig:
+def _logging(raw: dict[str, Any]) -> LoggingConfig:
     lg = _section(raw, "logging")
     level = lg.get("level", "info")
     if level not in LOG_LEVELS:
@@ -258,7 +258,7 @@ def _logging(raw: dict) -> LoggingConfig:
     return LoggingConfig(level=level, file=_str(lg, "file", "logging", None, nullable=True))
 
 
-def from_dict(raw: dict | None, path: str | None = None) -> Config:
+def from_dict(raw: dict[str, Any] | None, path: str | None = None) -> Config:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"top level: must be a mapping, got {type(raw).__name__}")

@@ -16,8 +16,8 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from .errors import WardenError
 
@@ -69,7 +69,7 @@ async def run(
         raise WardenError("command exited with failure", f"{argv[0]}: {exc.strerror}") from None
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(input), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         raise WardenError("command exceeded maximum runtime", " ".join(argv)) from None

@@ -112,7 +112,8 @@ class AsyncClient:
 
     async def create(self, **fields: Any) -> str:
         """Create a container (fields as in the Create request); return its handle."""
-        return (await self.call("Create", **fields))["handle"]
+        handle: str = (await self.call("Create", **fields))["handle"]
+        return handle
 
     async def destroy(self, handle: str) -> None:
         await self.call("Destroy", handle=handle)
@@ -125,7 +126,8 @@ class AsyncClient:
 
     async def spawn(self, handle: str, script: str | bytes, **options: Any) -> int:
         """Start `script`; return the job id. Options: privileged, rlimits, discard_output, log_tag."""
-        return (await self.call("Spawn", handle=handle, script=script, **options))["job_id"]
+        job_id: int = (await self.call("Spawn", handle=handle, script=script, **options))["job_id"]
+        return job_id
 
     async def link(self, handle: str, job_id: int) -> JobResult:
         return JobResult.from_payload(await self.call("Link", handle=handle, job_id=job_id))
@@ -174,7 +176,9 @@ class AsyncClient:
         await self.call("Ping")
 
     async def echo(self, message: str) -> str:
-        return (await self.call("Echo", message=message))["message"]
+        echoed: str = (await self.call("Echo", message=message))["message"]
+        return echoed
 
     async def list(self) -> list[str]:  # defined last: the name shadows the builtin in this class body
-        return (await self.call("List"))["handles"]
+        handles: list[str] = (await self.call("List"))["handles"]
+        return handles

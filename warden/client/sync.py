@@ -112,7 +112,8 @@ class Client:
 
     def create(self, **fields: Any) -> str:
         """Create a container (fields as in the Create request); return its handle."""
-        return self.call("Create", **fields)["handle"]
+        handle: str = self.call("Create", **fields)["handle"]
+        return handle
 
     def destroy(self, handle: str) -> None:
         self.call("Destroy", handle=handle)
@@ -125,7 +126,8 @@ class Client:
 
     def spawn(self, handle: str, script: str | bytes, **options: Any) -> int:
         """Start `script`; return the job id. Options: privileged, rlimits, discard_output, log_tag."""
-        return self.call("Spawn", handle=handle, script=script, **options)["job_id"]
+        job_id: int = self.call("Spawn", handle=handle, script=script, **options)["job_id"]
+        return job_id
 
     def link(self, handle: str, job_id: int) -> JobResult:
         return JobResult.from_payload(self.call("Link", handle=handle, job_id=job_id))
@@ -172,7 +174,9 @@ class Client:
         self.call("Ping")
 
     def echo(self, message: str) -> str:
-        return self.call("Echo", message=message)["message"]
+        echoed: str = self.call("Echo", message=message)["message"]
+        return echoed
 
     def list(self) -> list[str]:  # defined last: the name shadows the builtin in this class body
-        return self.call("List")["handles"]
+        handles: list[str] = self.call("List")["handles"]
+        return handles

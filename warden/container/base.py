@@ -13,8 +13,9 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, ClassVar
 
 from .. import scripts
 from ..errors import NotImplementedByBackend, StateError, WardenError
@@ -27,7 +28,7 @@ from .resources import ACTIVE, BORN, DESTROYED, STOPPED, Resources, Snapshot
 
 log = logging.getLogger("warden.container")
 
-__all__ = ["ACTIVE", "BORN", "DESTROYED", "STOPPED", "Container", "Resources", "SNAPSHOT"]
+__all__ = ["ACTIVE", "BORN", "DESTROYED", "SNAPSHOT", "STOPPED", "Container", "Resources"]
 
 OUT_OF_MEMORY = "out of memory"
 OUTPUT_EXCEEDED = "command exceeded maximum output"
@@ -355,7 +356,7 @@ class Container:
         finally:
             if output_file:
                 output_file.close()
-        result = {"exit_status": status.exit_status, "stdout": stdout, "stderr": stderr}
+        result: dict[str, Any] = {"exit_status": status.exit_status, "stdout": stdout, "stderr": stderr}
         try:
             result["info"] = await self.info_or_obituary()
         except BaseException:

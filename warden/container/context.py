@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import Config
 from ..pool import NetworkPool, PortPool, UidPool
@@ -24,9 +25,9 @@ class Context:
     job_ids: JobIds
     registry: dict[str, Container] = field(default_factory=dict)
     creating: set[str] = field(default_factory=set)
-    background: set[asyncio.Task] = field(default_factory=set)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def spawn_background(self, coro) -> asyncio.Task:
+    def spawn_background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run work nobody awaits, keeping a reference so it is not collected early."""
         task = asyncio.get_running_loop().create_task(coro)
         self.background.add(task)

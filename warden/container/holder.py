@@ -7,8 +7,9 @@ host's syslog socket); what runs under it is the backend's business.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import scripts
 from ..config import ServerConfig

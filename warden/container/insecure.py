@@ -58,7 +58,7 @@ class InsecureContainer(Container):
         argv = holder.iomux_spawn_argv(self.path / "bin", job, self.ctx.config.server, "-C", str(self.root))
         for name, value in sorted(self.rlimits_for(request.rlimits).items()):
             argv += ["-r", f"{name}={value}"]
-        return argv + [str(job.dir), "--", "/bin/bash"]
+        return [*argv, str(job.dir), "--", "/bin/bash"]
 
     def job_env(self) -> dict[str, str]:
         return {"HOME": str(self.root), "PATH": DEFAULT_PATH, "LANG": holder.job_lang(), "USER": _user()}

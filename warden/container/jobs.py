@@ -21,9 +21,10 @@ import os
 import shutil
 import socket
 import struct
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 STREAMS = {1: "stdout", 2: "stderr"}
 HEADER = struct.Struct(">BI")
@@ -135,7 +136,7 @@ class Job:
         self.log_tag = log_tag
         self.status: Status | None = None
         self._done = asyncio.get_running_loop().create_future()
-        self._watcher: asyncio.Task | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     # ---- files -----------------------------------------------------------------
 
@@ -189,11 +190,11 @@ class Job:
     def running(self) -> bool:
         return not self._done.done()
 
-    def watch(self, on_done) -> None:
+    def watch(self, on_done: Callable[[Job], None]) -> None:
         """Follow the job in the background; `on_done(job)` runs once it has finished."""
         self._watcher = asyncio.create_task(self._watch(on_done), name=f"job-{self.id}")
 
-    async def _watch(self, on_done) -> None:
+    async def _watch(self, on_done: Callable[[Job], None]) -> None:
         notifier = await Notifier.connect(self.dir / "notify.sock")
         if notifier is not None:
             try:
@@ -358,10 +359,11 @@ class OutputCursor:
             elif not header_only:
                 return  # only part of a record is there: the holder is writing it
 
-    def _records(self, data: bytes, size: int):
+    def _records(self, data: bytes, size: int) -> Generator[tuple[str, bytes | FileSpan], None, int]:
         """Yields what `data` (read at self.offset) holds; returns the bytes consumed."""
         view = memoryview(data)
-        name, parts = None, []
+        name = ""  # the stream of the records in `parts`
+        parts: list[memoryview] = []
         pos = 0
         while len(data) - pos >= HEADER.size:
             stream, length = HEADER.unpack_from(data, pos)
@@ -372,7 +374,7 @@ class OutputCursor:
             if length >= SPAN_MIN and self.offset + end <= size:
                 if parts and wanted:
                     yield name, b"".join(parts)
-                    name, parts = None, []
+                    name, parts = "", []
                 if wanted:
                     yield record_name, FileSpan(self._file, self.offset + start, length)
                 self.lengths[record_name] += length

@@ -19,12 +19,14 @@ from .codec import (
 from .requests import REQUESTS, Request
 
 __all__ = [
+    "REQUESTS",
     "Catalogue",
     "Field",
     "FrameReader",
     "InvalidRequest",
     "MalformedStream",
     "Message",
+    "Request",
     "catalogue",
     "check_handle",
     "encode_error",
@@ -36,6 +38,4 @@ __all__ = [
     "parse_message",
     "parse_request",
     "wire_fields",
-    "REQUESTS",
-    "Request",
 ]

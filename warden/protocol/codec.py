@@ -7,7 +7,8 @@ against the catalogue (every failure is an `InvalidRequest` whose text starts wi
 
 from __future__ import annotations
 
-from typing import Any, Sized, TypeVar
+from collections.abc import Sized
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -143,7 +144,7 @@ def _scalar(cat: Catalogue, f: Field, path: str, value: Any) -> Any:
     raise AssertionError(f"unhandled type {f.type}")
 
 
-def _fields(cat: Catalogue, spec: dict[str, Field], payload: dict, prefix: str = "") -> dict:
+def _fields(cat: Catalogue, spec: dict[str, Field], payload: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key in payload:
         if key not in spec:
@@ -235,7 +236,7 @@ def _encode_value(cat: Catalogue, f: Field, value: Any) -> Any:
     return value
 
 
-def encode_fields(spec: dict[str, Field], payload: dict[str, Any], cat: Catalogue | None = None) -> dict:
+def encode_fields(spec: dict[str, Field], payload: dict[str, Any], cat: Catalogue | None = None) -> dict[str, Any]:
     """Build a payload map: unset optionals omitted, repeated fields always present."""
     cat = cat or catalogue()
     unknown = set(payload) - set(spec)

@@ -130,7 +130,7 @@ class Server:
         self.connections.add(conn)
         try:
             await conn.serve()
-        except Exception:  # noqa: BLE001 - one broken connection must not take others down
+        except Exception:  # one broken connection must not take others down
             log.exception("Disconnected client after error")
         finally:
             self.connections.discard(conn)
@@ -188,7 +188,7 @@ async def _health_check(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         await asyncio.wait_for(reader.read(4096), timeout=10)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         await writer.drain()
-    except (asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, ConnectionError):
         pass
     finally:
         writer.close()

@@ -47,8 +47,8 @@ class Connection:
         self.current: str | None = None  # the type of the request being answered
         self.containers: set[Container] = set()
         self.closing = False
-        self._worker: asyncio.Task | None = None
-        self._current_task: asyncio.Task | None = None
+        self._worker: asyncio.Task[None] | None = None
+        self._current_task: asyncio.Task[Any] | None = None
 
     # ---- lifecycle --------------------------------------------------------------
 
@@ -194,7 +194,7 @@ class Connection:
             await self._send_error(exc.message, exc.data)
         except (ConnectionError, asyncio.CancelledError):
             raise
-        except Exception as exc:  # noqa: BLE001 - the client gets a message, the log the backtrace
+        except Exception as exc:  # the client gets a message, the log the backtrace
             log.exception("request failed", extra={"data": {"type": request.KIND}})
             await self._send_error(f"internal error: {exc}" if str(exc) else type(exc).__name__)
 

@@ -9,8 +9,9 @@ once and sends what the handler returns.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
 
 from ..container.base import ACTIVE, STOPPED, Container
 from ..container.context import Context
@@ -203,7 +204,8 @@ class Dispatcher:
         route = ROUTES[request.KIND]
         container: Any = None
         if route.has_handle:
-            container = self.lookup(request.handle)  # type: ignore[union-attr]
+            # has_handle: the request's class has `handle: str` (not every member of the union has)
+            container = self.lookup(request.handle)  # type: ignore[union-attr, arg-type]
             reference(container)
             if route.states:
                 container.require(*route.states)

@@ -112,9 +112,9 @@ class Jobs:
     def iomux_argv(self, job: Job, request: JobRequest) -> list[str]:
         """The iomux path (log_tag jobs): iomux-spawn holds wsh, which runs the job."""
         server = self.container.ctx.config.server
-        return holder.iomux_spawn_argv(self.path / "bin", job, server) + [
-            str(job.dir), "--", str(self.path / "bin" / "wsh"), "--socket", self.socket,
-            "--user", job_user(request), "/bin/bash"]
+        return [*holder.iomux_spawn_argv(self.path / "bin", job, server),
+                str(job.dir), "--", str(self.path / "bin" / "wsh"), "--socket", self.socket,
+                "--user", job_user(request), "/bin/bash"]
 
     def iomux_env(self, request: JobRequest) -> dict[str, str]:
         env = {"LANG": holder.job_lang(), "PATH": JOB_PATH}

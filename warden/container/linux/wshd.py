@@ -16,7 +16,7 @@ import array
 import asyncio
 import socket
 import struct
-from typing import Sequence
+from collections.abc import Sequence
 
 from ...errors import WardenError
 
@@ -82,11 +82,11 @@ def encode_request(job_id: int | str, *, user: str, env: dict[str, str], rlimits
         if not name or "=" in name:
             raise WardenError(FAILED, f"invalid environment variable name {name!r}")
         body.append(_string(REC_ENV, f"{name}={value}"))
-    for name, value in rlimits.items():
+    for name, amount in rlimits.items():
         index = RLIMIT_INDEX.get(name.lower())
         if index is None:
             raise WardenError(FAILED, f"unknown rlimit {name!r}")
-        limit = _u64(int(value))
+        limit = _u64(int(amount))
         body.append(RECORD.pack(REC_RLIMIT, 20) + struct.pack("<IQQ", index, limit, limit))
     if work_dir is not None:
         body.append(_string(REC_DIR, work_dir))
@@ -109,7 +109,7 @@ def decode_response(header: bytes, body: bytes) -> int:
     if status == STATUS_OK:
         if len(body) != 8:
             raise WardenError(FAILED, f"wshd: malformed answer ({len(body)}-byte body)")
-        pid, _nfds = struct.unpack("<II", body)
+        pid: int = struct.unpack("<II", body)[0]  # the body: pid, count of descriptors passed
         return pid
     message = body.decode("utf-8", "replace")
     # Only a wshd without job mode refuses the job flag or our version.
@@ -130,6 +130,11 @@ async def _recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, si
     return data
 
 
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def _send_with_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes, fd: int) -> None:
     """sendall, with `fd` attached (SCM_RIGHTS) to the first bytes that go."""
     while True:
@@ -137,8 +142,8 @@ async def _send_with_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, da
             sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
             break
         except (BlockingIOError, InterruptedError):
-            writable = loop.create_future()
-            loop.add_writer(sock.fileno(), lambda: writable.done() or writable.set_result(None))
+            writable: asyncio.Future[None] = loop.create_future()
+            loop.add_writer(sock.fileno(), _wake, writable)
             try:
                 await writable
             finally:
