@@ -4,7 +4,8 @@ tests that need root and the real kernel."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 

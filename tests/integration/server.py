@@ -79,12 +79,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 30) -> ServerProcess:
         self.write_config()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "warden.server", "--config", str(self.config_path)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "server.stderr", "ab"),
-        )
+        with open(self.base / "server.stderr", "ab") as stderr:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "warden.server", "--config", str(self.config_path)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
 
         def listening() -> bool:
             if self.proc is not None and self.proc.poll() is not None:

@@ -80,14 +80,13 @@ def test_a_container_whose_init_died_is_destroyed_at_start(make_linux_server):
         dead = wire.call("Create", handle="dead")["handle"]
         path = wire.call("Info", handle=dead)["container_path"]
     server.drain()
-    pid = int(open(f"{path}/run/wshd.pid").read())
+    pid = int(Path(f"{path}/run/wshd.pid").read_text())
     subprocess.run(["kill", "-9", str(pid)], check=True)
     server.restart()
     with server.connect() as wire:
         assert wire.call("List")["handles"] == [keep]
     cid = path.rsplit("/", 1)[1]
     import os
-    from pathlib import Path
 
     assert not os.path.exists(path)
     assert not list(Path("/sys/class/net").glob(f"w-{cid}-*"))

@@ -172,7 +172,7 @@ def icmp_echo(addr, timeout=1.0):
         while time.monotonic() < deadline:
             try:
                 data, (src, _) = s.recvfrom(2048)
-            except socket.timeout:
+            except TimeoutError:
                 return False
             ihl = (data[0] & 0x0F) * 4
             kind, _, _, rid, _ = struct.unpack("!BBHHH", data[ihl:ihl + 8])

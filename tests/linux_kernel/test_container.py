@@ -18,6 +18,7 @@ import time
 import pytest
 
 from tests.support import needs_kernel
+
 from .kernel import CGROUP_ROOT, ROOT_LINUX, icmp_echo, leftovers, skip_reason, started_container
 
 pytestmark = needs_kernel(skip_reason())
@@ -92,7 +93,7 @@ def test_rsync_in_and_out(container, tmp_path):
     (src / "a.txt").write_text("alpha\n")
     (src / "sub" / "b.bin").write_bytes(os.urandom(100000))
     os.symlink("a.txt", src / "link")
-    rsh = " ".join(container.wsh_argv("--rsh")[:-1] + ["--rsh"])
+    rsh = " ".join([*container.wsh_argv("--rsh")[:-1], "--rsh"])
     subprocess.run(["rsync", "-e", rsh, "-r", "-p", "--links", f"{src}/", "vcap@container:/home/vcap/copied/"],
                    check=True, capture_output=True, timeout=60)
     assert container.sh("cat copied/a.txt; readlink copied/link; stat -c %U copied/sub/b.bin",

@@ -22,11 +22,11 @@ import time
 
 import pytest
 
+from tests.support import needs_kernel, wait_for
 from warden.container.jobs import Job, Status
 from warden.container.linux.wshd import spawn_job
 from warden.errors import WardenError
 
-from tests.support import needs_kernel, wait_for
 from .kernel import skip_reason, started_container
 
 pytestmark = needs_kernel(skip_reason())
@@ -324,7 +324,7 @@ def test_survives_the_server_and_stop_ends_it(container):
 
 def percentile(values, fraction):
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def test_timings(container, capsys):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import needs_kernel
+
 from .kernel import CGROUP_ROOT, ROOT_LINUX, Container, leftovers, new_id, skip_reason
 
 pytestmark = needs_kernel(skip_reason())

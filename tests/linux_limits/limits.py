@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support import poll as wait_until
 from tests.linux_kernel.kernel import ROOT_LINUX, Container, leftovers, skip_reason
+from tests.support import poll as wait_until
 
 REPO = ROOT_LINUX.parents[1]
 OOM = REPO / "src" / "oom" / "oom"

@@ -16,8 +16,18 @@ from pathlib import Path
 import pytest
 
 from tests.support import needs_kernel
-from .limits import (Depot, btrfs_skip_reason, key_values, limit, limits_skip_reason, loops_on, mounts_under,
-                     run, wait_until)
+
+from .limits import (
+    Depot,
+    btrfs_skip_reason,
+    key_values,
+    limit,
+    limits_skip_reason,
+    loops_on,
+    mounts_under,
+    run,
+    wait_until,
+)
 
 pytestmark = needs_kernel(limits_skip_reason() or btrfs_skip_reason())
 
@@ -60,7 +70,7 @@ def write_mib(c, name, mib, user="vcap"):
 
 
 def test_pool_is_made(depot):
-    mounts = {line.split()[1]: line.split() for line in open("/proc/self/mounts")}
+    mounts = {line.split()[1]: line.split() for line in Path("/proc/self/mounts").read_text().splitlines()}
     assert str(depot.pool) in mounts
     assert mounts[str(depot.pool)][2] == "btrfs"
     assert len(loops_on(depot.image)) == 1

@@ -9,12 +9,13 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.linux_kernel.kernel import ROOT_LINUX
-
 from tests.support import needs_kernel
+
 from .limits import OOM, Depot, cgroup, limit, limits_skip_reason, run, wait_until
 
 pytestmark = needs_kernel(limits_skip_reason())
@@ -135,7 +136,7 @@ def _wait_blocked(pid):
     def blocked():
         try:
             fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
-            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             return False
         return state == "S" and any("eventfd" in fd for fd in fds)

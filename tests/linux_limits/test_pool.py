@@ -13,8 +13,19 @@ import subprocess
 import pytest
 
 from tests.support import needs_kernel
-from .limits import (LOOP_RELEASE_TIMEOUT, Depot, btrfs_skip_reason, limit, limits_skip_reason, loops_on,
-                     mount_holders, mounts_under, run, wait_until)
+
+from .limits import (
+    LOOP_RELEASE_TIMEOUT,
+    Depot,
+    btrfs_skip_reason,
+    limit,
+    limits_skip_reason,
+    loops_on,
+    mount_holders,
+    mounts_under,
+    run,
+    wait_until,
+)
 
 pytestmark = needs_kernel(limits_skip_reason() or btrfs_skip_reason())
 

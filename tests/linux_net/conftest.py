@@ -156,7 +156,7 @@ class Netns:
 class FakeContainer:
     """A container as the scripts see it, without wshd: interfaces, netns, dir."""
 
-    def __init__(self, lab: "Lab", index: int):
+    def __init__(self, lab: Lab, index: int):
         self.lab = lab
         self.id = new_id()
         base = index * 4

@@ -60,7 +60,7 @@ def test_timings(make_lab):
         name, us = line.rsplit(" ", 1)
         samples.setdefault(name, []).append(int(us))
     medians = {name: statistics.median(values) / 1000 for name, values in samples.items()}
-    print("\nmedian of %d, ms:" % ROUNDS)
+    print(f"\nmedian of {ROUNDS}, ms:")
     for name, ms in medians.items():
         print(f"  {name:42s} {ms:7.1f}")
     assert lab.warden_lines() == []

@@ -150,7 +150,7 @@ def test_abandoned_stream_closes_the_connection(client):
         assert next(stream) == Chunk("stdout", b"hel")
     assert not client.connected
     with pytest.raises(RuntimeError):
-        stream.result
+        _ = stream.result
     assert client.echo("fresh connection") == "fresh connection"
 
 

@@ -39,7 +39,7 @@ def test_none_and_empty_document_give_defaults():
 
 
 def test_default_port_pool_sits_just_above_the_ephemeral_range():
-    low, high = ephemeral_port_range()
+    _low, high = ephemeral_port_range()
     port = from_dict({}).port
     assert port.pool_start_port == high + 1
     assert port.pool_size >= 1000

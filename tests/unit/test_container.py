@@ -18,9 +18,9 @@ from warden.container.base import SNAPSHOT
 from warden.container.context import Context
 from warden.container.insecure import InsecureContainer
 from warden.container.jobs import JobIds
+from warden.container.linux.net import check_net_out
 from warden.errors import WardenError
 from warden.pool import NetworkPool, PortPool, Subnet, UidPool
-from warden.container.linux.net import check_net_out
 from warden.protocol import parse_message
 from warden.server.dispatch import Dispatcher
 
@@ -733,7 +733,7 @@ def test_job_argv(fp, make_ctx):
         argv = c.job_argv(job, request("Spawn", handle="h", script="x", rlimits={"nproc": 5}))
         assert argv[0] == str(c.path / "bin" / "iomux-spawn")
         assert argv[-3:] == [str(job.dir), "--", "/bin/bash"]
-        assert ["-l", "1234"] == argv[argv.index("-l"):argv.index("-l") + 2]
+        assert argv[argv.index("-l"):argv.index("-l") + 2] == ["-l", "1234"]
         assert "-d" not in argv
         pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "-r"]
         assert pairs == ["nofile=8192", "nproc=5"]
@@ -779,7 +779,7 @@ def test_failing_iomux_spawn(fp, make_ctx):
         assert info.value.data == "cannot bind"
         assert c.jobs == {}
         assert list(c.jobs_dir.iterdir()) == []
-        with pytest.raises(WardenError, match="^no such job$"):
+        with pytest.raises(WardenError, match=r"^no such job$"):
             c.job(1)
 
     asyncio.run(main())

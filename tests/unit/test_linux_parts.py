@@ -13,8 +13,7 @@ from warden.container.linux.files import bind_mount_lines
 from warden.container.linux.net import net_out_rule
 from warden.container.resources import MalformedSnapshot, Resources, Snapshot
 from warden.pool import Subnet
-from warden.protocol import REQUESTS, catalogue, parse_message, wire_fields
-from warden.protocol import generate
+from warden.protocol import REQUESTS, catalogue, generate, parse_message, wire_fields
 from warden.server.dispatch import ROUTES
 
 

@@ -10,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from warden.container.jobs import (HEADER, READ_SIZE, SPAN_MIN, FileSpan, OutputCursor, StreamBytes, finished_output,
-                                   read_output)
+from warden.container.jobs import (
+    HEADER,
+    READ_SIZE,
+    SPAN_MIN,
+    FileSpan,
+    OutputCursor,
+    StreamBytes,
+    finished_output,
+    read_output,
+)
 
 STDOUT, STDERR = 1, 2
 

@@ -20,7 +20,7 @@ import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ...errors import WardenError
 from ...protocol.catalogue import catalogue
@@ -115,9 +115,10 @@ class V2(CgroupDriver):
     (pgpgin, pgpgout) are left out."""
 
     # MemoryStat field <- memory.stat key of v2
-    MEMORY_STAT = {"cache": "file", "rss": "anon", "mapped_file": "file_mapped", "pgfault": "pgfault",
-                   "pgmajfault": "pgmajfault", "inactive_anon": "inactive_anon", "active_anon": "active_anon",
-                   "inactive_file": "inactive_file", "active_file": "active_file", "unevictable": "unevictable"}
+    MEMORY_STAT: ClassVar[dict[str, str]] = {
+        "cache": "file", "rss": "anon", "mapped_file": "file_mapped", "pgfault": "pgfault",
+        "pgmajfault": "pgmajfault", "inactive_anon": "inactive_anon", "active_anon": "active_anon",
+        "inactive_file": "inactive_file", "active_file": "active_file", "unevictable": "unevictable"}
 
     def __init__(self, container_id: str, base: Path) -> None:
         super().__init__(container_id, base)
