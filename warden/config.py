@@ -14,13 +14,12 @@ from typing import Any
 import yaml
 
 from .pool import parse_network
+from .protocol.catalogue import catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RLIMIT_NAMES = (
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
-    "nice", "nofile", "nproc", "rss", "rtprio", "sigpending", "stack",
-)
+# The ResourceLimits struct of spec/protocol.yml (src/common/rlimit_table.h agrees).
+RLIMIT_NAMES = tuple(catalogue().structs["ResourceLimits"])
 LOG_LEVELS = ("off", "fatal", "error", "warn", "info", "debug", "debug1", "debug2", "all")
 BACKENDS = {
     "linux": "linux",

@@ -61,28 +61,25 @@ done
 
 # shellcheck source=skeleton/lib/common.sh
 source "$here/skeleton/lib/common.sh"
+# shellcheck source=skeleton/lib/cgroup.sh
+source "$here/skeleton/lib/cgroup.sh"
+# shellcheck source=skeleton/lib/ifaces.sh
+source "$here/skeleton/lib/ifaces.sh"
+# shellcheck source=skeleton/lib/processes.sh
+source "$here/skeleton/lib/processes.sh"
+# shellcheck source=skeleton/lib/fs.sh
+source "$here/skeleton/lib/fs.sh"
 
 declare -A leftover=()
-for dir in "$cgroup_root"/*/warden/instance-*; do
-  leftover[${dir##*/instance-}]=1
+cgroup_instance_ids
+for cid in "${cgroup_ids[@]}"; do
+  leftover[$cid]=1
 done
 for dev in /sys/class/net/w-*-[0-9]; do
   name=${dev##*/}
   name=${name#w-}
   leftover[${name%-*}]=1
 done
-
-# still_running ID: does any process live in the instance's cgroups?
-still_running() {
-  local procs pid
-  for procs in "$cgroup_root"/*/warden/instance-"$1"/cgroup.procs; do
-    # cgroup files report size 0: read them.
-    if read -r pid <"$procs" 2>/dev/null && [[ -n $pid ]]; then
-      return 0
-    fi
-  done
-  return 1
-}
 
 # Container chains (warden-i-<id>, not the -log companions).
 while read -r chain _; do
@@ -94,7 +91,7 @@ for id in "${!leftover[@]}"; do
   if [[ -n ${alive[$id]:-} ]]; then
     continue
   fi
-  if [[ $sweep_all == false ]] && still_running "$id"; then
+  if [[ $sweep_all == false ]] && cgroup_has_processes "$id"; then
     continue # probably another server's container
   fi
   echo "Removing leftovers of $id"
@@ -199,11 +196,7 @@ if ! is_mounted "$pool"; then
 fi
 
 find_cgroup_subsystems
-for s in "${cgroup_mounted[@]}"; do
-  if [[ -d $cgroup_root/$s/warden ]]; then
-    rmdir "$cgroup_root/$s/warden" 2>/dev/null || true
-  fi
-done
+cgroup_remove_parents
 
 if [[ -x $here/net.sh ]]; then
   if [[ $sweep_all == true ]]; then

@@ -44,6 +44,10 @@ here=$(cd "$(dirname -- "$0")" && pwd)
 cd /
 # shellcheck source=skeleton/lib/common.sh
 source "$here/skeleton/lib/common.sh"
+# shellcheck source=skeleton/lib/cgroup.sh
+source "$here/skeleton/lib/cgroup.sh"
+# shellcheck source=skeleton/lib/fs.sh
+source "$here/skeleton/lib/fs.sh"
 
 fail() {
   echo "setup.sh: $*" >&2
@@ -64,23 +68,12 @@ if [[ $quota != true && $quota != false ]]; then
 fi
 
 # --- 1. cgroups ----------------------------------------------------------------
-missing=()
-for s in "${cgroup_required_subsystems[@]}"; do
-  if [[ ! -f $cgroup_root/$s/cgroup.procs ]]; then
-    missing+=("$s")
-  fi
-done
-if ((${#missing[@]} > 0)); then
-  fail "cgroup v1 hierarchies missing at $cgroup_root: ${missing[*]}." \
+if ! cgroup_check_mounted; then
+  fail "cgroup v1 hierarchies missing at $cgroup_root: ${cgroup_missing[*]}." \
     "Mount them (one per subsystem, at $cgroup_root/<subsystem>); warden uses them as they are."
 fi
 find_cgroup_subsystems
-for s in "${cgroup_mounted[@]}"; do
-  [[ -d $cgroup_root/$s/warden ]] || mkdir "$cgroup_root/$s/warden"
-  if [[ $s == cpuset ]]; then
-    cgroup_fill_cpuset "$cgroup_root/$s" "$cgroup_root/$s/warden"
-  fi
-done
+cgroup_create_parents
 
 # --- 2. global network rules --------------------------------------------------------
 if [[ -x $here/net.sh ]]; then
@@ -182,7 +175,7 @@ setup_quota() {
 }
 
 # setup_jobs_pool: a tmpfs at <depot>/.jobs for the containers' job
-# directories (see jobs_pool_name in skeleton/lib/common.sh). Idempotent.
+# directories (see jobs_pool_name in skeleton/lib/fs.sh). Idempotent.
 setup_jobs_pool() {
   local pool=$depot/$jobs_pool_name
   if is_mounted "$pool" tmpfs; then

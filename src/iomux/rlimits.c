@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rlimit_table.h"
 #include "util.h"
 
 struct rlimit_name {
@@ -11,23 +12,10 @@ struct rlimit_name {
 	int resource;
 };
 
-static const struct rlimit_name rlimit_names[] = {
-	{ "as", RLIMIT_AS },
-	{ "core", RLIMIT_CORE },
-	{ "cpu", RLIMIT_CPU },
-	{ "data", RLIMIT_DATA },
-	{ "fsize", RLIMIT_FSIZE },
-	{ "locks", RLIMIT_LOCKS },
-	{ "memlock", RLIMIT_MEMLOCK },
-	{ "msgqueue", RLIMIT_MSGQUEUE },
-	{ "nice", RLIMIT_NICE },
-	{ "nofile", RLIMIT_NOFILE },
-	{ "nproc", RLIMIT_NPROC },
-	{ "rss", RLIMIT_RSS },
-	{ "rtprio", RLIMIT_RTPRIO },
-	{ "sigpending", RLIMIT_SIGPENDING },
-	{ "stack", RLIMIT_STACK },
-};
+/* The names and resources of ../common/rlimit_table.h; iomux has no
+ * defaults of its own. */
+#define IOMUX_RLIMIT(NAME, name, def) { #name, RLIMIT_##NAME },
+static const struct rlimit_name rlimit_names[] = { WARDEN_RLIMITS(IOMUX_RLIMIT) };
 
 int rlimit_setting_parse(const char *spec, struct rlimit_setting *setting)
 {

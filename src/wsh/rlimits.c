@@ -5,23 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const struct wsh_limit wsh_limits[WSH_RLIMIT_COUNT] = {
-	{ "AS", RLIMIT_AS, WSH_RLIM_UNLIMITED },
-	{ "CORE", RLIMIT_CORE, 0 },
-	{ "CPU", RLIMIT_CPU, WSH_RLIM_UNLIMITED },
-	{ "DATA", RLIMIT_DATA, WSH_RLIM_UNLIMITED },
-	{ "FSIZE", RLIMIT_FSIZE, WSH_RLIM_UNLIMITED },
-	{ "LOCKS", RLIMIT_LOCKS, WSH_RLIM_UNLIMITED },
-	{ "MEMLOCK", RLIMIT_MEMLOCK, 65536 },
-	{ "MSGQUEUE", RLIMIT_MSGQUEUE, 819200 },
-	{ "NICE", RLIMIT_NICE, 0 },
-	{ "NOFILE", RLIMIT_NOFILE, 1024 },
-	{ "NPROC", RLIMIT_NPROC, 1024 },
-	{ "RSS", RLIMIT_RSS, WSH_RLIM_UNLIMITED },
-	{ "RTPRIO", RLIMIT_RTPRIO, 0 },
-	{ "SIGPENDING", RLIMIT_SIGPENDING, 1024 },
-	{ "STACK", RLIMIT_STACK, 8u * 1024u * 1024u },
-};
+#define WSH_LIMIT(NAME, name, def) { #NAME, RLIMIT_##NAME, def },
+const struct wsh_limit wsh_limits[WSH_RLIMIT_COUNT] = { WARDEN_RLIMITS(WSH_LIMIT) };
 
 /* Parse one number starting at *p; advance *p past it. */
 static int parse_one(const char **p, uint64_t *out)

@@ -1,13 +1,16 @@
-/* The 15 resource limits a job can be given, their wire indexes, names and
- * the defaults wshd applies to limits a request does not mention. */
+/* The resource limits a job can be given (the table is
+ * ../common/rlimit_table.h): their wire indexes, names and the defaults
+ * wshd applies to limits a request does not mention. */
 #ifndef WSH_RLIMITS_H
 #define WSH_RLIMITS_H
 
 #include <stdint.h>
 #include <sys/resource.h>
 
-#define WSH_RLIMIT_COUNT 15
-#define WSH_RLIM_UNLIMITED UINT64_MAX
+#include "rlimit_table.h"
+
+#define WSH_RLIMIT_COUNT WARDEN_RLIMIT_COUNT
+#define WSH_RLIM_UNLIMITED WARDEN_RLIM_UNLIMITED
 
 struct wsh_limit {
 	const char *name;       /* upper case, as in the RLIMIT_<NAME> env var */

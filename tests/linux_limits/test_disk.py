@@ -204,10 +204,11 @@ def test_destroy_removes_the_subvolume_and_its_qgroup(depot):
 
 def test_subvolume_timings(depot):
     """Creating and deleting a pool subvolume costs a few ms (reported)."""
-    common = Path(__file__).resolve().parents[2] / "root" / "linux" / "skeleton" / "lib" / "common.sh"
+    lib = Path(__file__).resolve().parents[2] / "root" / "linux" / "skeleton" / "lib"
     script = f"""
 set -euo pipefail
-source {common}
+source {lib / "common.sh"}
+source {lib / "fs.sh"}
 id=timing
 writable_layer_dir={depot.pool}/timing-layer
 set_overlay_dirs

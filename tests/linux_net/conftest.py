@@ -192,7 +192,7 @@ class FakeContainer:
         (self.path / "run").mkdir()
         for name in ("net.sh", "net_rate.sh"):
             shutil.copy2(SKELETON / name, self.path / name)
-        for name in ("common.sh", "net-common.sh"):
+        for name in ("common.sh", "ifaces.sh", "net-common.sh"):
             shutil.copy2(SKELETON / "lib" / name, self.path / "lib" / name)
         (self.path / "etc" / "config").write_text(
             f"id={self.id}\nnetwork_host_ip={self.host_ip}\n"

@@ -9,6 +9,14 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/cgroup.sh
+source lib/cgroup.sh
+# shellcheck source=lib/ifaces.sh
+source lib/ifaces.sh
+# shellcheck source=lib/processes.sh
+source lib/processes.sh
+# shellcheck source=lib/fs.sh
+source lib/fs.sh
 
 if [[ -z $id ]]; then
   # setup.sh writes etc/config before anything touches the kernel, so a

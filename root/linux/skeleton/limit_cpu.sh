@@ -13,24 +13,24 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/cgroup.sh
+source lib/cgroup.sh
 
+new=${LIMIT_IN_SHARES:-}
+# The text clients see when a write fails ("Failed setting cpu shares: ...");
+# a read names the script instead.
 fail() {
-  echo "Failed setting cpu shares: $1" >&2
+  if [[ -n $new ]]; then
+    echo "Failed setting cpu shares: $1" >&2
+  else
+    echo "limit_cpu.sh: $1" >&2
+  fi
   exit 1
 }
 
 require_params id
-cgroup_dir cpu
+cgroup_group cpu cpu.shares || fail "$cgroup_error"
 shares_file=$REPLY/cpu.shares
-new=${LIMIT_IN_SHARES:-}
-
-if [[ ! -f $shares_file ]]; then
-  if [[ -n $new ]]; then
-    fail "no cpu cgroup $REPLY (is the container running?)"
-  fi
-  echo "limit_cpu.sh: no cpu cgroup $REPLY (is the container running?)" >&2
-  exit 1
-fi
 
 if [[ -n $new ]]; then
   if [[ ! $new =~ ^[0-9]{1,20}$ ]]; then

@@ -36,6 +36,8 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/fs.sh
+source lib/fs.sh
 
 keys=(block_soft block_hard inode_soft inode_hard)
 declare -A limit=([block_soft]=0 [block_hard]=0 [inode_soft]=0 [inode_hard]=0)

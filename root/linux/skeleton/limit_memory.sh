@@ -18,26 +18,26 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/cgroup.sh
+source lib/cgroup.sh
 
+new=${LIMIT_IN_BYTES:-}
+# The text clients see when a write fails ("Failed setting memory limit: ...");
+# a read names the script instead.
 fail() {
-  echo "Failed setting memory limit: $1" >&2
+  if [[ -n $new ]]; then
+    echo "Failed setting memory limit: $1" >&2
+  else
+    echo "limit_memory.sh: $1" >&2
+  fi
   exit 1
 }
 
 require_params id
-cgroup_dir memory
+cgroup_group memory memory.limit_in_bytes || fail "$cgroup_error"
 dir=$REPLY
 limit_file=$dir/memory.limit_in_bytes
 memsw_file=$dir/memory.memsw.limit_in_bytes
-new=${LIMIT_IN_BYTES:-}
-
-if [[ ! -f $limit_file ]]; then
-  if [[ -n $new ]]; then
-    fail "no memory cgroup $dir (is the container running?)"
-  fi
-  echo "limit_memory.sh: no memory cgroup $dir (is the container running?)" >&2
-  exit 1
-fi
 
 # greater A B: A > B for decimal numbers without leading zeros, of any
 # length (limits near 2^64 do not fit bash's signed arithmetic).

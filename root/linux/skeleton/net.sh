@@ -34,14 +34,17 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/ifaces.sh
+source lib/ifaces.sh
 # shellcheck source=lib/net-common.sh
 source lib/net-common.sh
 
 require_params id
 chain=warden-i-$id
 log_chain=$chain-log
-host_iface=w-$id-0 # host end of the veth: traffic into the container leaves here
-ifb_iface=w-$id-2  # ifb: traffic out of the container is shaped here
+# host_iface: host end of the veth, where traffic into the container leaves;
+# ifb_iface: where traffic out of the container is shaped.
+iface_names
 
 fail() {
   echo "net.sh $verb: $*" >&2

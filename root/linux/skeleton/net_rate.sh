@@ -15,6 +15,8 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/ifaces.sh
+source lib/ifaces.sh
 
 require_params id
 rate=${RATE:-}
@@ -38,8 +40,7 @@ if [[ ! $burst =~ ^[0-9]+$ ]] || ((10#$burst < 1)); then
 fi
 rate=$((10#$rate))
 burst=$((10#$burst))
-host_iface=w-$id-0
-ifb_iface=w-$id-2
+iface_names
 tbf="tbf rate ${rate}bit burst $burst latency 25ms"
 
 # replace: change in place, no moment without a limit. The filter has a

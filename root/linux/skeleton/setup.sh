@@ -25,6 +25,10 @@ shopt -s nullglob
 [[ ${BASH_SOURCE[0]} != */* ]] || cd "${BASH_SOURCE[0]%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/fs.sh
+source lib/fs.sh
+# shellcheck source=lib/ifaces.sh
+source lib/ifaces.sh
 # shellcheck source=lib/dev.sh
 source lib/dev.sh
 
@@ -275,9 +279,10 @@ writable_layer_choose
     rootfs_path allow_nested_warden container_iface_mtu dns_servers writable_layer_dir jobs_dir; do
     printf '%s=%q\n' "$key" "${!key}"
   done
-  printf 'network_host_iface=%q\n' "w-$id-0"
-  printf 'network_container_iface=%q\n' "w-$id-1"
-  printf 'network_ifb_iface=%q\n' "w-$id-2"
+  iface_names
+  printf 'network_host_iface=%q\n' "$host_iface"
+  printf 'network_container_iface=%q\n' "$container_iface"
+  printf 'network_ifb_iface=%q\n' "$ifb_iface"
 } >etc/config
 
 # 2. The writable layer: the subvolume (or tmp/) with the overlay's upper

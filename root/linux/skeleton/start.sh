@@ -10,6 +10,8 @@ set -euo pipefail
 [[ ${BASH_SOURCE[0]} != */* ]] || cd "${BASH_SOURCE[0]%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/fs.sh
+source lib/fs.sh
 
 if [[ -f run/wshd.pid ]]; then
   echo "wshd is already running..." >&2

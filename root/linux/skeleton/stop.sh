@@ -8,6 +8,8 @@ set -euo pipefail
 [[ $0 != */* ]] || cd "${0%/*}"
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/cgroup.sh
+source lib/cgroup.sh
 
 usage() {
   echo "usage: $0 [-w SECONDS]" >&2
@@ -31,24 +33,7 @@ if [[ ! -f run/wshd.pid ]]; then
 fi
 require_params id
 read -r wshd_pid <run/wshd.pid || true
-# Every group of the container holds all its processes; any one will do.
 find_cgroup_subsystems
-procs_files=()
-for s in "${cgroup_mounted[@]}"; do
-  procs_files+=("$cgroup_root/$s/warden/instance-$id/cgroup.procs")
-done
-
-# read_pids: pids = the processes in the first of procs_files that can be
-# read; none if no file can be.
-read_pids() {
-  local f
-  for f in "${procs_files[@]}"; do
-    if [[ -r $f ]] && mapfile -t pids 2>/dev/null <"$f"; then
-      return 0
-    fi
-  done
-  pids=()
-}
 
 # Microseconds since the epoch, without a subprocess.
 now_us() {
@@ -64,8 +49,9 @@ deadline=$((now + 10#$whole * 1000000 + 10#${frac:0:6}))
 declare -A termed=()
 while true; do
   others=()
-  read_pids
-  for pid in "${pids[@]}"; do
+  # Every group of the container holds all its processes; any one will do.
+  cgroup_read_procs --first
+  for pid in "${container_pid_list[@]}"; do
     if [[ $pid != "$wshd_pid" ]]; then
       others+=("$pid")
     fi

@@ -19,6 +19,7 @@ import struct
 from collections.abc import Sequence
 
 from ...errors import WardenError
+from ...protocol.catalogue import catalogue
 
 REQUEST_MAGIC = b"WSHq"
 RESPONSE_MAGIC = b"WSHr"
@@ -35,11 +36,10 @@ STATUS_OK, STATUS_ERROR = 0, 1
 REC_ARG, REC_USER, REC_ENV, REC_RLIMIT, REC_DIR = 1, 2, 3, 4, 5
 REC_JOB, REC_OUTPUT_LIMIT, REC_DISCARD, REC_OUTPUT_FD = 6, 7, 8, 9
 
-# The protocol's rlimit indexes (src/wsh/rlimits.h), by the lower-case names
-# config.server.container_rlimits and Spawn requests use.
-RLIMIT_INDEX = {name: index for index, name in enumerate((
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
-    "nice", "nofile", "nproc", "rss", "rtprio", "sigpending", "stack"))}
+# The protocol's rlimit indexes (src/common/rlimit_table.h), by the lower-case
+# names config.server.container_rlimits and Spawn requests use: the order of
+# the ResourceLimits struct in spec/protocol.yml.
+RLIMIT_INDEX = {name: index for index, name in enumerate(catalogue().structs["ResourceLimits"])}
 UNLIMITED = 2**64 - 1
 
 FAILED = "iomux-spawn failed"  # the message clients know from the iomux path

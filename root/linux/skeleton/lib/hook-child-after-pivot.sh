@@ -10,9 +10,12 @@ set -euo pipefail
 if [[ $0 == */* ]]; then cd "${0%/*}/.."; else cd ..; fi
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/ifaces.sh
+source lib/ifaces.sh
 
 require_params id network_host_ip network_container_ip
 netmask_to_prefix "$network_netmask"
+iface_names
 
 [[ -d /proc && -d /dev/pts && -d /dev/shm ]] || mkdir -p /proc /dev/pts /dev/shm
 mount -a -T lib/container.fstab
@@ -25,7 +28,7 @@ printf '%s\n' "$id" >/proc/sys/kernel/hostname
 
 ip -batch - <<EOF_IP
 link set lo up
-addr add $network_container_ip/$network_prefix broadcast + dev w-$id-1
-link set w-$id-1 mtu $container_iface_mtu up
-route add default via $network_host_ip dev w-$id-1
+addr add $network_container_ip/$network_prefix broadcast + dev $container_iface
+link set $container_iface mtu $container_iface_mtu up
+route add default via $network_host_ip dev $container_iface
 EOF_IP

@@ -8,6 +8,8 @@ set -euo pipefail
 if [[ $0 == */* ]]; then cd "${0%/*}/.."; else cd ..; fi
 # shellcheck source=lib/common.sh
 source lib/common.sh
+# shellcheck source=lib/fs.sh
+source lib/fs.sh
 
 require_params id rootfs_path
 setup_fs

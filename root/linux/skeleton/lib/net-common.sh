@@ -106,7 +106,9 @@ ipt_has_chain() {
 }
 
 # ipt_rules_of TABLE CHAIN: set the array REPLY_RULES to the rules of CHAIN
-# (after ipt_load), as "-A CHAIN ..." lines.
+# (after ipt_load), as "-A CHAIN ..." lines. REPLY_RULES is the array form of
+# the REPLY convention (lib/common.sh): a result left in a global, read right
+# after the call, instead of printed into a subshell.
 ipt_rules_of() {
   local -n rules=ipt_rules_$1
   local rule
