@@ -1,9 +1,10 @@
 /*
  * oom CGROUP_DIR
  *
- * Blocks until the cgroup v1 memory group CGROUP_DIR runs out of memory.
+ * Blocks until the memory cgroup CGROUP_DIR has an OOM, on cgroup v1 or v2
+ * (v2 if CGROUP_DIR has a memory.events file, else v1).
  *
- *   exit 0  an OOM happened (or the group was already under OOM when we
+ *   exit 0  an OOM happened (v1: or the group was already under OOM when we
  *           started); nothing is printed
  *   exit 1  the group was removed, or something failed (message on stderr)
  *   exit 2  usage error
@@ -11,6 +12,18 @@
  * v1 (oom_v1.c): an eventfd registered for memory.oom_control through
  * cgroup.event_control. The kernel also signals that eventfd when the group
  * is removed, so after a wake-up we check that the group still exists.
+ *
+ * v2 (oom_v2.c): memory.events watched with inotify; an OOM is the
+ * "oom_kill" counter rising above what it was when we started. That is the
+ * count of processes the OOM killer killed in the group (or below it), which
+ * is what v1 tells us: the group hit its limit and the kernel killed. The
+ * "oom" counter is not used: it also counts charges that failed without a
+ * kill (an allocation in a system call answered ENOMEM, or the killer found
+ * nothing it could kill), after which every job may still be running, and
+ * warden stops the container on an OOM. A kill before we started is not
+ * reported (v2 has no "under_oom" state to look at). Removal: see oom_v2.c.
+ * This host has no v2 memory controller, so src/oom/test.sh tries v2 on
+ * fake directories; the real proof is the VM suite (Debian 12, cgroup v2).
  *
  * The process dies with its parent (PR_SET_PDEATHSIG), so a notifier never
  * outlives the server; a restarted server starts a new one.
@@ -52,5 +65,7 @@ int main(int argc, char **argv)
 	int dir = open(group, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		oom_fail(group, "open");
+	if (faccessat(dir, "memory.events", F_OK, 0) == 0)
+		return wait_v2(group, dir);
 	return wait_v1(group, dir);
 }

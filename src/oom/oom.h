@@ -11,5 +11,6 @@ _Noreturn void oom_fail(const char *group, const char *what);
 
 /* Wait for an OOM in the group open as dir; return the exit status. */
 int wait_v1(const char *group, int dir); /* memory.oom_control + eventfd */
+int wait_v2(const char *group, int dir); /* memory.events + inotify */
 
 #endif
