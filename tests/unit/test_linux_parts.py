@@ -3,6 +3,7 @@ limits, bind mounts; and the records they share (typed requests, snapshots)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import pytest
@@ -12,6 +13,7 @@ from warden.container.linux.disk import disk_response, requested_blocks
 from warden.container.linux.files import bind_mount_lines
 from warden.container.linux.net import net_out_rule
 from warden.container.resources import MalformedSnapshot, Resources, Snapshot
+from warden.errors import WardenError
 from warden.pool import Subnet
 from warden.protocol import REQUESTS, catalogue, generate, parse_message, wire_fields
 from warden.server.dispatch import ROUTES
@@ -159,3 +161,59 @@ def test_layout_record_picks_the_driver(tmp_path):
     driver = v2.driver("x")
     assert isinstance(driver, V2) and driver.procs_file() == tmp_path / "warden" / "instance-x" / "cgroup.procs"
     assert layout_of(tmp_path / "nowhere") == Layout()
+
+
+# ---- client paths ------------------------------------------------------------------------
+
+
+def test_resolve_in_root_keeps_symlinks_inside(tmp_path):
+    from warden.container.paths import resolve_in_root
+
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "abs").symlink_to("/real")
+    (root / "rel").symlink_to("real")
+    (root / "out").symlink_to(tmp_path)
+    (root / "up").symlink_to("../../..")
+    (root / "loop").symlink_to("loop")
+    assert resolve_in_root(root, "/abs/f") == str(root / "real" / "f")
+    assert resolve_in_root(root, "rel/") == str(root / "real") + "/"
+    assert resolve_in_root(root, "/out/secret") == str(root / tmp_path.relative_to("/") / "secret")
+    assert resolve_in_root(root, "/up/etc/passwd") == str(root / "etc" / "passwd")
+    assert resolve_in_root(root, "/") == str(root) + "/"
+    with pytest.raises(WardenError, match="too many levels"):
+        resolve_in_root(root, "/loop/x")
+
+
+@pytest.mark.parametrize("value", ["--rsh=sh -c id", "-e", "relative", "localhost:/etc", "a\0b", ""])
+def test_host_paths_refused(value):
+    from warden.container.paths import host_path
+
+    with pytest.raises(WardenError, match=r"^invalid request: src_path must be an absolute host path"):
+        host_path("src_path", value)
+
+
+def test_container_paths_cannot_read_as_options():
+    from warden.container.paths import container_path
+
+    assert container_path("dst_path", "--rsh=x") == "./--rsh=x"
+    assert container_path("dst_path", "/abs") == "/abs"
+
+
+def test_linux_copies_put_every_client_value_after_the_end_of_options(fp, tmp_path):
+    from types import SimpleNamespace
+
+    from warden.container.linux.files import Files
+
+    files = Files(SimpleNamespace(path=tmp_path))  # type: ignore[arg-type]
+    fp.register(["rsync", fp.any()], occurrences=2)
+    fp.register(["chown", fp.any()])
+    asyncio.run(files.copy_in(request("CopyIn", handle="h", src_path="/host/src", dst_path="-x")))
+    asyncio.run(files.copy_out(request("CopyOut", handle="h", src_path="in", dst_path="/host/dst", owner="vcap:vcap")))
+    copy_in, copy_out, chown = [list(call) for call in fp.calls]
+    assert copy_in[copy_in.index("--") + 1:] == ["/host/src", "vcap@container:./-x"]
+    assert copy_out[copy_out.index("--") + 1:] == ["vcap@container:./in", "/host/dst"]
+    assert chown == ["chown", "-R", "-h", "--", "vcap:vcap", "/host/dst"]
+    with pytest.raises(WardenError, match=r"^invalid request: owner"):
+        asyncio.run(files.copy_out(request("CopyOut", handle="h", src_path="/a", dst_path="/b",
+                                           owner="--reference=/etc/shadow")))

@@ -15,7 +15,7 @@ from .. import scripts
 from ..errors import WardenError
 from ..pool import PoolExhausted
 from ..protocol import requests as rq
-from . import holder
+from . import holder, paths
 from .base import Container, JobRequest
 from .jobs import Job
 
@@ -24,12 +24,10 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 def inside(root: Path, path: str) -> str:
     """A container path under `root`, as rsync wants it: a trailing `/` (copy the
-    contents) is kept, and `..` cannot climb out of the container."""
-    parts = [p for p in Path("/", path).parts[1:] if p not in ("", ".")]
-    if ".." in parts:
+    contents) is kept, `..` is refused, and symlinks resolve inside `root`."""
+    if ".." in path.split("/"):
         raise WardenError(f"path must not contain '..': {path}")
-    result = str(root.joinpath(*parts))
-    return result + "/" if path.endswith("/") or not parts else result
+    return paths.resolve_in_root(root, path)
 
 
 class InsecureContainer(Container):
@@ -76,12 +74,15 @@ class InsecureContainer(Container):
         return {"host_port": port, "container_port": port}
 
     async def copy_in(self, request: rq.CopyInRequest) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", request.src_path, inside(self.root, request.dst_path)])
+        src = paths.host_path("src_path", request.src_path)
+        await scripts.run(["rsync", "-r", "-p", "--links", "--", src, inside(self.root, request.dst_path)])
 
     async def copy_out(self, request: rq.CopyOutRequest) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", inside(self.root, request.src_path), request.dst_path])
-        if request.owner:
-            await scripts.run(["chown", "-R", request.owner, request.dst_path])
+        dst = paths.host_path("dst_path", request.dst_path)
+        owner = paths.owner(request.owner) if request.owner else None
+        await scripts.run(["rsync", "-r", "-p", "--links", "--", inside(self.root, request.src_path), dst])
+        if owner:
+            await scripts.run(["chown", "-R", "-h", "--", owner, dst])
 
 
 def _user() -> str:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ... import scripts
 from ...errors import WardenError
 from ...protocol import requests as rq
+from .. import paths
 
 if TYPE_CHECKING:
     from ..base import Container
@@ -75,11 +76,15 @@ class Files:
         return f"{self.path / 'bin' / 'wsh'} --socket {self.path / 'run' / 'wshd.sock'} --rsh"
 
     async def copy_in(self, request: rq.CopyInRequest) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", "-e", self._rsh(), request.src_path,
-                           f"vcap@container:{request.dst_path}"])
+        src = paths.host_path("src_path", request.src_path)
+        dst = paths.container_path("dst_path", request.dst_path)
+        await scripts.run(["rsync", "-r", "-p", "--links", "-e", self._rsh(), "--", src, f"vcap@container:{dst}"])
 
     async def copy_out(self, request: rq.CopyOutRequest) -> None:
-        await scripts.run(["rsync", "-r", "-p", "--links", "-e", self._rsh(),
-                           f"vcap@container:{request.src_path}", request.dst_path])
-        if request.owner:
-            await scripts.run(["chown", "-R", request.owner, request.dst_path])
+        src = paths.container_path("src_path", request.src_path)
+        dst = paths.host_path("dst_path", request.dst_path)
+        owner = paths.owner(request.owner) if request.owner else None
+        await scripts.run(["rsync", "-r", "-p", "--links", "-e", self._rsh(), "--", f"vcap@container:{src}", dst])
+        if owner:
+            # -h: a symlink copied out of the container is changed itself, never what it points to
+            await scripts.run(["chown", "-R", "-h", "--", owner, dst])
