@@ -94,6 +94,26 @@ def clear(c, config=DEFAULT_CONFIG, all=False):
     c.run(f"{script} {flags}{depot}", env={"POOL_NETWORK": cfg.network.pool_network})
 
 
+SERVICE_TEMPLATE = ROOT / "config" / "warden.service"
+SERVICE_PATH = "/etc/systemd/system/warden.service"
+
+
+def render_service(root: Path = ROOT) -> str:
+    """config/warden.service with this checkout's path in place of @ROOT@."""
+    return SERVICE_TEMPLATE.read_text().replace("@ROOT@", str(root))
+
+
+@task(help={"dest": f"where to write the unit (default {SERVICE_PATH})",
+            "reload": "run systemctl daemon-reload afterwards (default: yes)"})
+def install_service(c, dest=SERVICE_PATH, reload=True):
+    """Install warden.service for this checkout (Delegate=yes; a restart leaves containers running)."""
+    Path(dest).write_text(render_service())
+    _step(f"wrote {dest}")
+    if reload:
+        c.run("systemctl daemon-reload")
+        _step("systemctl daemon-reload done: systemctl start warden")
+
+
 @task(help={"k": "only tests matching this expression", "verbose": "pytest -v"})
 def test(c, k=None, verbose=False):
     """Run the whole test suite (unit, C helpers, integration)."""
@@ -120,4 +140,4 @@ def bench(c, json=None, quick=False, only=None):
 
 
 ns = Collection(build, rootfs, setup, test, bench)
-ns.add_collection(Collection("warden", start, clear))
+ns.add_collection(Collection("warden", start, clear, install_service))
