@@ -141,3 +141,7 @@ def bench(c, json=None, quick=False, only=None):
 
 ns = Collection(build, rootfs, setup, test, bench)
 ns.add_collection(Collection("warden", start, clear, install_service))
+
+from vm.tasks import ns as vm_collection  # noqa: E402  (vm/ is beside this file)
+
+ns.add_collection(vm_collection)
