@@ -35,10 +35,10 @@ else
   server_ok=0
   echo "vm.test: FAILED: the server started by warden.service does not answer Ping"
   systemctl status --no-pager --lines=0 warden.service
-  echo "--- journalctl -u warden.service (last 40 lines)"
-  journalctl --no-pager -u warden.service -n 40 -o cat
-  echo "--- /var/log/warden.log (last 20 lines)"
-  tail -n 20 /var/log/warden.log 2>/dev/null
+  echo "--- journalctl -u warden.service (last 12 lines)"
+  journalctl --no-pager -u warden.service -n 12 -o cat
+  echo "--- /var/log/warden.log (last line)"
+  tail -n 1 /var/log/warden.log 2>/dev/null
 fi
 systemctl stop warden.service
 
