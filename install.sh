@@ -69,10 +69,12 @@ else
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
     # The bench runs LXC containers without networking. A freshly installed lxc
-    # enables lxc-net, a bridge (lxcbr0) with dnsmasq and NAT rules that nothing
-    # here uses: stop and disable it, unless lxc was on this host before.
+    # enables lxc-net, a bridge (lxcbr0) with dnsmasq, NAT rules and ip_forward=1
+    # that nothing here uses: stop and mask it, unless lxc was on this host before.
+    # (Disabling is not enough: lxc.service wants lxc-net and starts it at boot,
+    # as the VM test guest showed.)
     if [[ " ${missing[*]} " == *" lxc "* ]] && [[ -d /run/systemd/system ]]; then
-      systemctl disable --now lxc-net.service >/dev/null 2>&1 || true
+      systemctl mask --now lxc-net.service >/dev/null 2>&1 || true
     fi
   fi
 fi
