@@ -39,9 +39,10 @@ WHEEL_TOOLS = ("pip", "setuptools", "wheel")
 ROOTFS_SCRIPTS = ("root/linux/rootfs/setup.sh", "root/linux/rootfs/mirror.sh",
                   "root/linux/skeleton/lib/dev.sh")
 GUEST_WHEELHOUSE = "/opt/warden/wheelhouse"
-# Timers that would wake up in a test run and reach for the network or disk.
+# Timers that would wake up in a test run and reach for the network or disk, and
+# lxc-net, which install.sh masks where it installs lxc (lxc.service wants it).
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
-                "fstrim.timer", "man-db.timer")
+                "fstrim.timer", "man-db.timer", "lxc-net.service")
 
 Step = Callable[[str], None]
 
@@ -240,8 +241,6 @@ def configure_guest(root: Path, wheelhouse: Path, rootfs: Path, rootfs_at: str,
     runner.chmod(0o755)
     _chroot(root, "systemctl", "enable", "--quiet", "warden-vm-run.service")
     _chroot(root, "systemctl", "mask", "--quiet", *MASKED_UNITS)
-    # What install.sh does on a host where it installs lxc: no lxc-net bridge.
-    _chroot(root, "systemctl", "disable", "--quiet", "lxc-net.service")
     _copy_tree(wheelhouse, root / GUEST_WHEELHOUSE.lstrip("/"))
     _copy_tree(rootfs, root / rootfs_at.lstrip("/"))
     _run(["rm", "-rf", *map(str, (root / "var" / "cache" / "apt" / "archives").glob("*.deb")),
