@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
+import subprocess
 
 from invoke import Collection, Exit, task
 
@@ -16,9 +18,14 @@ GUEST_TEST_SCRIPT = "vm/guest-test.sh"
 
 
 def _image() -> vmimage.Image:
+    """The image, built at most once at a time: a second vm.* waits for the first's build."""
+    cache = vmimage.cache_dir()
     try:
-        return vmimage.build(vmimage.ImageInputs.from_checkout(), vmimage.cache_dir())
-    except (RuntimeError, OSError) as exc:
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return vmimage.build(vmimage.ImageInputs.from_checkout(), cache)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         raise Exit(f"vm.image: {exc}", code=1) from None
 
 
