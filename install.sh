@@ -69,12 +69,18 @@ else
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
     # The bench runs LXC containers without networking. A freshly installed lxc
-    # enables lxc-net, a bridge (lxcbr0) with dnsmasq, NAT rules and ip_forward=1
-    # that nothing here uses: stop and mask it, unless lxc was on this host before.
-    # (Disabling is not enough: lxc.service wants lxc-net and starts it at boot,
-    # as the VM test guest showed.)
-    if [[ " ${missing[*]} " == *" lxc "* ]] && [[ -d /run/systemd/system ]]; then
-      systemctl mask --now lxc-net.service >/dev/null 2>&1 || true
+    # starts lxc-net, a bridge (lxcbr0) with dnsmasq, NAT rules and ip_forward=1
+    # that nothing here uses: unless lxc was on this host before, stop it and
+    # switch it off with its own setting. (Disabling the unit is not enough:
+    # lxc.service wants lxc-net and starts it at boot; masking it makes
+    # lxc.service wait 30 s at boot for the bridge. The VM test guest showed both.)
+    if [[ " ${missing[*]} " == *" lxc "* ]]; then
+      if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now lxc-net.service >/dev/null 2>&1 || true
+      fi
+      if [[ -f /etc/default/lxc-net ]]; then
+        sed -i 's/^USE_LXC_BRIDGE=.*/USE_LXC_BRIDGE="false"/' /etc/default/lxc-net
+      fi
     fi
   fi
 fi

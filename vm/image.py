@@ -39,10 +39,9 @@ WHEEL_TOOLS = ("pip", "setuptools", "wheel")
 ROOTFS_SCRIPTS = ("root/linux/rootfs/setup.sh", "root/linux/rootfs/mirror.sh",
                   "root/linux/skeleton/lib/dev.sh")
 GUEST_WHEELHOUSE = "/opt/warden/wheelhouse"
-# Timers that would wake up in a test run and reach for the network or disk, and
-# lxc-net, which install.sh masks where it installs lxc (lxc.service wants it).
+# Timers that would wake up in a test run and reach for the network or disk.
 MASKED_UNITS = ("apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer",
-                "fstrim.timer", "man-db.timer", "lxc-net.service")
+                "fstrim.timer", "man-db.timer")
 
 Step = Callable[[str], None]
 
@@ -241,10 +240,21 @@ def configure_guest(root: Path, wheelhouse: Path, rootfs: Path, rootfs_at: str,
     runner.chmod(0o755)
     _chroot(root, "systemctl", "enable", "--quiet", "warden-vm-run.service")
     _chroot(root, "systemctl", "mask", "--quiet", *MASKED_UNITS)
+    _lxc_without_bridge(root)
     _copy_tree(wheelhouse, root / GUEST_WHEELHOUSE.lstrip("/"))
     _copy_tree(rootfs, root / rootfs_at.lstrip("/"))
     _run(["rm", "-rf", *map(str, (root / "var" / "cache" / "apt" / "archives").glob("*.deb")),
           *map(str, (root / "var" / "lib" / "apt" / "lists").glob("*_*"))])
+
+
+def _lxc_without_bridge(root: Path) -> None:
+    """What install.sh does where it installs lxc: lxc-net off, by its own USE_LXC_BRIDGE."""
+    _chroot(root, "systemctl", "disable", "--quiet", "lxc-net.service")
+    default = root / "etc" / "default" / "lxc-net"
+    if default.exists():
+        lines = ['USE_LXC_BRIDGE="false"' if line.startswith("USE_LXC_BRIDGE=") else line
+                 for line in default.read_text().splitlines()]
+        default.write_text("\n".join(lines) + "\n")
 
 
 def _copy_tree(source: Path, dest: Path) -> None:
