@@ -115,6 +115,26 @@ def clear(c: Context, config: str = DEFAULT_CONFIG, all: bool = False) -> None:
     _sh(script, *flags, str(depot), env={"POOL_NETWORK": cfg.network.pool_network})
 
 
+SERVICE_TEMPLATE = ROOT / "config" / "warden.service"
+SERVICE_PATH = "/etc/systemd/system/warden.service"
+
+
+def render_service(root: Path = ROOT) -> str:
+    """config/warden.service with this checkout's path in place of @ROOT@."""
+    return SERVICE_TEMPLATE.read_text().replace("@ROOT@", str(root))
+
+
+@task(help={"dest": f"where to write the unit (default {SERVICE_PATH})",
+            "reload": "run systemctl daemon-reload afterwards (default: yes)"})
+def install_service(c: Context, dest: str = SERVICE_PATH, reload: bool = True) -> None:
+    """Install warden.service for this checkout (Delegate=yes; a restart leaves containers running)."""
+    Path(dest).write_text(render_service())
+    _step(f"wrote {dest}")
+    if reload:
+        c.run("systemctl daemon-reload")
+        _step("systemctl daemon-reload done: systemctl start warden")
+
+
 LINTERS = {
     "ruff": "-m ruff check",
     "mypy --strict": "-m mypy",
@@ -162,4 +182,8 @@ def bench(c: Context, json: str | None = None, quick: bool = False, only: str | 
 
 
 ns = Collection(build, rootfs, setup, lint, test, bench)
-ns.add_collection(Collection("warden", start, clear))
+ns.add_collection(Collection("warden", start, clear, install_service))
+
+from vm.tasks import ns as vm_collection  # noqa: E402  (vm/ is beside this file)
+
+ns.add_collection(vm_collection)

@@ -12,6 +12,8 @@
 # Optional env: ROOTFS_SUITE (default bookworm), ROOTFS_MIRROR (default: the
 # host's apt mirror for that suite, else http://deb.debian.org/debian),
 # ROOTFS_EXTRA_PACKAGES (comma-separated, added to the package list),
+# WARDEN_OFFLINE (non-empty: fail at once instead of debootstrapping when
+# TARGET is not built yet),
 # DEBUG (non-empty: trace).
 set -euo pipefail
 shopt -s nullglob
@@ -21,6 +23,9 @@ here=$(cd "${0%/*}" && pwd)
 # The container /dev layout, shared with skeleton/setup.sh.
 # shellcheck source=../skeleton/lib/dev.sh
 source "$here/../skeleton/lib/dev.sh"
+# host_mirror, shared with the VM image build (vm/image.py).
+# shellcheck source=mirror.sh
+source "$here/mirror.sh"
 
 readonly MARKER_NAME=.warden-rootfs-complete
 readonly DEFAULT_MIRROR=http://deb.debian.org/debian
@@ -34,29 +39,6 @@ packages=(
 
 log() { printf 'rootfs: %s\n' "$*"; }
 die() { printf 'rootfs: error: %s\n' "$*" >&2; exit 1; }
-
-# Print the first mirror URI configured on the host for the given suite,
-# looking at both the one-line and the deb822 apt source formats.
-host_mirror() {
-  local suite=$1 file
-  for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [[ -r $file ]] || continue
-    awk -v s="$suite" '$1 == "deb" {
-        i = 2; if ($i ~ /^\[/) { while ($i !~ /\]$/) i++; i++ }
-        if ($(i + 1) == s) { print $i; exit }
-      }' "$file"
-  done
-  for file in /etc/apt/sources.list.d/*.sources; do
-    [[ -r $file ]] || continue
-    awk -v s="$suite" '
-      function flush() { if (uri != "" && has && !enabled_no) { print uri; found = 1 } uri = ""; has = 0; enabled_no = 0 }
-      /^[[:space:]]*$/ { flush(); if (found) exit; next }
-      /^URIs:/ { uri = $2 }
-      /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == s) has = 1 }
-      /^Enabled:[[:space:]]*no/ { enabled_no = 1 }
-      END { if (!found) flush() }' "$file"
-  done
-}
 
 main() {
   local target=${1:-${CONTAINER_ROOTFS_PATH:-}}
@@ -84,6 +66,10 @@ main() {
     fi
   fi
   [[ $(id -u) -eq 0 ]] || die "must run as root"
+  if [[ -n "${WARDEN_OFFLINE:-}" ]]; then
+    die "$target is not built and WARDEN_OFFLINE is set: debootstrap needs a mirror." \
+      "Build it where the mirror is reachable (the VM image carries one) or unset WARDEN_OFFLINE"
+  fi
 
   if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap"
