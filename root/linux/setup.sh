@@ -13,12 +13,25 @@
 #   POOL_NETWORK, ALLOW_NETWORKS, ALLOW_HOST_ACCESS
 #                          passed on to ./net.sh setup
 #   CONTAINER_ROOTFS_PATH  not used here (the server checks it)
+#   WARDEN_CGROUP_DELEGATED
+#                          cgroup v2: 1 when systemd delegated the server's
+#                          cgroup to it (see step 1)
 #
 # Steps:
-#  1. cgroups: the v1 hierarchies the containers need must be mounted at
-#     <cgroup root>/<subsystem>. They are used as they are: nothing is
-#     mounted or remounted here. Creates the parent groups
-#     <subsystem>/warden (cpuset: with the root's cpus and mems).
+#  1. cgroups (cgroup_setup in skeleton/lib/cgroup.sh). The layout of
+#     <cgroup root> (WARDEN_CGROUP_ROOT, default /sys/fs/cgroup): v2 when it
+#     is a cgroup2 mount, hybrid when the v1 hierarchies are mounted and a
+#     cgroup2 is at <root>/unified, else v1. Nothing is mounted or
+#     remounted here. v1 and hybrid: the hierarchies the containers need
+#     must be mounted at <root>/<subsystem>; creates the parent groups
+#     <subsystem>/warden (cpuset: with the root's cpus and mems). v2: the
+#     base group, <root>/warden, or with WARDEN_CGROUP_DELEGATED=1 (set by
+#     config/warden.service, which has Delegate=yes) <own group>/warden,
+#     the server's processes moved into the leaf <own group>/server; the
+#     controllers cpu memory pids (and io, cpuset when the kernel has them)
+#     enabled down to it. Records the layout in <depot>/.cgroup-layout
+#     ("layout=v1|hybrid|v2", and "base=<dir>" on v2), which the container
+#     scripts and the server read.
 #  2. ./net.sh setup (the global iptables rules), when net.sh is there.
 #  3. IPv4 forwarding on. It stays on (clear.sh does not turn it off).
 #  4. Disk limits.
@@ -68,12 +81,7 @@ if [[ $quota != true && $quota != false ]]; then
 fi
 
 # --- 1. cgroups ----------------------------------------------------------------
-if ! cgroup_check_mounted; then
-  fail "cgroup v1 hierarchies missing at $cgroup_root: ${cgroup_missing[*]}." \
-    "Mount them (one per subsystem, at $cgroup_root/<subsystem>); warden uses them as they are."
-fi
-find_cgroup_subsystems
-cgroup_create_parents
+cgroup_setup "$depot" || fail "$cgroup_error"
 
 # --- 2. global network rules --------------------------------------------------------
 if [[ -x $here/net.sh ]]; then
