@@ -1,6 +1,6 @@
 """A warden server of the bench's own: own socket, depot, pools and health port.
 
-The approach of tests/integration/server.py, with two differences that matter on
+Started by warden.server.process like the tests' servers, with two differences that matter on
 a machine where other servers (test runs) may be up at the same time:
 - the pools default to 10.253.x.x and uids from 40000, away from the tests';
 - cleanup is scoped to this server: each container of its depot goes through
@@ -15,15 +15,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import yaml
+from warden.server.process import ServerProcess, free_port, pids_mentioning
 
 from .wire import Wire, frame
 
@@ -32,13 +30,6 @@ LINUX = ROOT / "root" / "linux"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_ROOTFS = "/var/lib/warden/rootfs"
 CREATE = frame("Create")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def rss_kib(pid: int, field: str = "VmRSS") -> int:
@@ -57,66 +48,39 @@ def _deep_update(target: dict[str, Any], overrides: dict[str, Any]) -> None:
             target[key] = value
 
 
-class BenchServer:
+class BenchServer(ServerProcess):
     def __init__(self, base: Path, *, pool_network: str, uid_pool: tuple[int, int] = (40000, 300),
                  rootfs: str = DEFAULT_ROOTFS, log_level: str = "info",
                  overrides: dict[str, Any] | None = None) -> None:
-        self.base = base / "server"
-        self.base.mkdir(parents=True)
-        self.socket_path = str(self.base / "w.sock")
-        self.depot = self.base / "depot"
+        base = base / "server"
+        base.mkdir(parents=True)
+        self.depot = base / "depot"
         self.depot.mkdir()
-        self.log_path = self.base / "server.log"
+        self.log_path = base / "server.log"
         self.pool_network = pool_network
-        self.config: dict[str, Any] = {
+        config: dict[str, Any] = {
             "server": {
                 "backend": "linux",
-                "unix_domain_path": self.socket_path,
+                "unix_domain_path": str(base / "w.sock"),
                 "container_depot_path": str(self.depot),
                 "container_rootfs_path": rootfs,
                 "container_grace_time": None,
-                "pidfile": str(self.base / "warden.pid"),
+                "pidfile": str(base / "warden.pid"),
             },
             "health_check_server": {"port": free_port()},
             "logging": {"level": log_level, "file": str(self.log_path)},
             "network": {"pool_network": pool_network, "release_delay": 0},
             "user": {"pool_start_uid": uid_pool[0], "pool_size": uid_pool[1]},
         }
-        _deep_update(self.config, overrides or {})
-        self.proc: subprocess.Popen[bytes] | None = None
+        _deep_update(config, overrides or {})
+        super().__init__(base, config)
         # Every handle Create returned (no handle is ever asked for, so these are
         # the container ids too): how leaks are told apart from other servers'.
         self.created: set[str] = set()
         self.warden_parents_before = {p for p in CGROUP_ROOT.glob("*/warden") if p.is_dir()}
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 120) -> BenchServer:
-        config_path = self.base / "config.yml"
-        config_path.write_text(yaml.safe_dump(self.config))
-        with open(self.base / "server.stderr", "ab") as stderr:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "warden.server", "--config", str(config_path)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
-            )
-        deadline = time.monotonic() + timeout
-        pidfile = Path(self.config["server"]["pidfile"])
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"warden server exited with {self.proc.returncode}: "
-                                   f"{self.stderr()[-2000:]}{self.log()[-2000:]}")
-            if pidfile.exists():
-                try:
-                    Wire(self.socket_path, timeout=5).close()
-                    return self
-                except OSError:
-                    pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"warden server did not listen within {timeout}s")
-            time.sleep(0.05)
+    def start(self, timeout: float = 120) -> Self:
+        return super().start(timeout)
 
     def connect(self, timeout: float | None = 600) -> Wire:
         return Wire(self.socket_path, timeout=timeout)
@@ -125,22 +89,6 @@ class BenchServer:
         handle: str = wire.call_raw(CREATE, "Create")["handle"]
         self.created.add(handle)
         return handle
-
-    def stderr(self) -> str:
-        try:
-            return (self.base / "server.stderr").read_text()
-        except OSError:
-            return ""
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text()
-        except OSError:
-            return ""
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
     # ---- cleanup -----------------------------------------------------------------
 
@@ -160,13 +108,8 @@ class BenchServer:
                                 problems.append(f"Destroy {handle}: {exc}")
                 except OSError as exc:
                     problems.append(f"cannot reach the server to destroy containers: {exc}")
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(60)
-                except subprocess.TimeoutExpired:
+                if not self.terminate(60):
                     problems.append("server did not exit on SIGTERM; killed")
-                    self.proc.kill()
-                    self.proc.wait()
         finally:
             problems += self._clear()
         return problems
@@ -199,7 +142,7 @@ class BenchServer:
                     parent.rmdir()  # only when empty: another server may be using it
                 except OSError:
                     pass
-        for pid in holder_pids(self.base):
+        for pid in pids_mentioning(self.base):
             problems.append(f"process {pid} still refers to {self.base}; killed")
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -251,21 +194,6 @@ def _is_mounted(path: Path) -> bool:
     except OSError:
         pass
     return False
-
-
-def holder_pids(base: Path) -> list[int]:
-    """Processes whose command line mentions `base` (job holders, wshd)."""
-    needle = str(base).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 def make_base() -> Path:

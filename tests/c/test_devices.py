@@ -44,9 +44,9 @@ def test_default_rules_are_the_v1_whitelist():
     built = _make("all")
     assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
     printed = subprocess.run([str(DEVICES_DIR / "devices-bpf"), "rules"], capture_output=True, text=True, check=True)
-    loop = re.search(r"for rule in (.*?); do", HOOK.read_text(), re.S)
-    assert loop, f"no 'for rule in ...; do' in {HOOK}"
-    v1 = re.findall(r"'([^']*)'", loop.group(1))
+    call = re.search(r'cgroup_create_instance "\$PID" (.*?)\n\n', HOOK.read_text(), re.S)
+    assert call, f"no 'cgroup_create_instance \"$PID\" RULE...' in {HOOK}"
+    v1 = re.findall(r"'([^']*)'", call.group(1))
     assert printed.stdout.splitlines() == v1
 
 

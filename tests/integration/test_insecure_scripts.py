@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .server import ROOT, wait_for
+from tests.support import wait_for
+
+from .server import ROOT
 
 INSECURE = ROOT / "root" / "insecure"
 

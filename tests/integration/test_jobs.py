@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from .server import wait_for
+from tests.support import wait_for
+
 from .wire import ServerError
 
 

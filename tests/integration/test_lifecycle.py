@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .server import wait_for
+from tests.support import wait_for
+
 from .wire import ServerError, Wire
 
 

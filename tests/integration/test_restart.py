@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .server import wait_for
+from tests.support import wait_for
 
 COUNT = 150
 PRINTER = f"for i in $(seq 1 {COUNT}); do echo line$i; echo err$i >&2; sleep 0.01; done; exit 9"

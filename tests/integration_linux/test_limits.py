@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ..integration.server import wait_for
+from tests.support import wait_for
+
 from ..integration.wire import ServerError
 
 MIB = 1024 * 1024

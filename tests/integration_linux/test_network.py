@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from ..integration.server import wait_for
+from tests.support import wait_for
+
 from ..integration.wire import ServerError
 
 CLIENT_NS = "wtc-client"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ..integration.server import wait_for
+from tests.support import wait_for
+
 from ..integration.test_restart import EXPECTED_ERR, EXPECTED_OUT, PRINTER
 
 

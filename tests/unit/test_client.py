@@ -9,6 +9,7 @@ from pathlib import Path
 import msgpack
 import pytest
 
+from tests.fake_server import CLOSE, FakeServer, error, reply
 from warden.client import (
     AsyncClient,
     Chunk,
@@ -19,7 +20,6 @@ from warden.client import (
     ProtocolError,
     ServerError,
 )
-from warden.client.testing import CLOSE, FakeServer, error, reply
 from warden.protocol import InvalidRequest, pack
 
 INFO = {"state": "active", "events": [], "job_ids": [7]}

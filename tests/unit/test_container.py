@@ -16,6 +16,7 @@ import pytest
 from warden.config import from_dict
 from warden.container.base import SNAPSHOT
 from warden.container.context import Context
+from warden.container.holder import merge_rlimits
 from warden.container.insecure import InsecureContainer
 from warden.container.jobs import JobIds
 from warden.container.linux.net import check_net_out
@@ -701,22 +702,22 @@ def test_net_in_records_the_port_in_the_snapshot(fp, make_ctx):
 # ---- jobs -----------------------------------------------------------------------------------
 
 
-def test_rlimits_for_merges_without_mutating_the_config(fp, make_ctx):
+def test_merge_rlimits_without_mutating_the_config(fp, make_ctx):
     ctx = make_ctx(server={"container_rlimits": {"nofile": 8192, "as": 4294967296}})
     fp.register([CREATE_SH, fp.any()])
     config_rlimits = ctx.config.server.container_rlimits
 
     async def main():
-        c = await create(ctx)
-        merged = c.rlimits_for({"nofile": 100, "core": None, "nproc": 5})
+        await create(ctx)
+        merged = merge_rlimits(ctx.config.server.container_rlimits, {"nofile": 100, "core": None, "nproc": 5})
         assert merged == {"nofile": 100, "as": 4294967296, "nproc": 5}
         merged["as"] = 1
         assert config_rlimits == {"nofile": 8192, "as": 4294967296}
-        assert c.rlimits_for(None) == {"nofile": 8192, "as": 4294967296}
-        assert c.rlimits_for({}) == {"nofile": 8192, "as": 4294967296}
+        assert merge_rlimits(ctx.config.server.container_rlimits, None) == {"nofile": 8192, "as": 4294967296}
+        assert merge_rlimits(ctx.config.server.container_rlimits, {}) == {"nofile": 8192, "as": 4294967296}
         parsed = request("Spawn", handle="h", script="x", rlimits={"stack": 1}).rlimits
-        assert c.rlimits_for(parsed) == {"nofile": 8192, "as": 4294967296, "stack": 1}
-        assert c.rlimits_for(None) == {"nofile": 8192, "as": 4294967296}
+        assert merge_rlimits(ctx.config.server.container_rlimits, parsed) == {"nofile": 8192, "as": 4294967296, "stack": 1}
+        assert merge_rlimits(ctx.config.server.container_rlimits, None) == {"nofile": 8192, "as": 4294967296}
 
     asyncio.run(main())
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from warden.client.testing import CLOSE, FakeServer, error, reply
+from tests.fake_server import CLOSE, FakeServer, error, reply
 from warden.protocol import catalogue
 from warden.repl import run_cli
 from warden.repl.commands import commands, lookup

@@ -21,7 +21,7 @@ from .. import scripts
 from ..errors import NotImplementedByBackend, StateError, WardenError
 from ..pool import PoolExhausted
 from ..protocol import requests as rq
-from . import holder, ids
+from . import ids
 from .context import Context
 from .jobs import Job, close_result, finished_output
 from .resources import ACTIVE, BORN, DESTROYED, STOPPED, Resources, Snapshot
@@ -285,10 +285,6 @@ class Container:
     @property
     def jobs_dir(self) -> Path:
         return self.path / "jobs"
-
-    def rlimits_for(self, requested: Any) -> dict[str, int]:
-        """The config's rlimits with the request's on top, in a fresh dict (no leaks)."""
-        return holder.merge_rlimits(self.ctx.config.server.container_rlimits, requested)
 
     async def spawn(self, request: JobRequest) -> int:
         self.require(ACTIVE)

@@ -56,7 +56,8 @@ class InsecureContainer(Container):
 
     def job_argv(self, job: Job, request: JobRequest) -> list[str]:
         argv = holder.iomux_spawn_argv(self.path / "bin", job, self.ctx.config.server, "-C", str(self.root))
-        for name, value in sorted(self.rlimits_for(request.rlimits).items()):
+        rlimits = holder.merge_rlimits(self.ctx.config.server.container_rlimits, request.rlimits)
+        for name, value in sorted(rlimits.items()):
             argv += ["-r", f"{name}={value}"]
         return [*argv, str(job.dir), "--", "/bin/bash"]
 

@@ -7,7 +7,7 @@ catalogue, so PROTOCOL.md and the code cannot drift apart silently.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Catalogue:
     structs: dict[str, dict[str, Field]]
     messages: dict[str, Message]
     max_request_size: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def request_types(self) -> list[str]:
         return [name for name, msg in self.messages.items() if msg.request is not None]

@@ -12,7 +12,6 @@ import errno
 import logging
 import os
 import signal
-import socket
 from pathlib import Path
 
 from ..config import Config
@@ -20,6 +19,7 @@ from ..container import backend_class
 from ..container.context import Context
 from .connection import Connection
 from .dispatch import Dispatcher
+from .process import socket_answers
 from .recovery import recover
 
 log = logging.getLogger("warden.server")
@@ -61,7 +61,7 @@ class Server:
 
     async def _listen(self) -> None:
         path = self.config.server.unix_domain_path
-        if _socket_answers(path):
+        if socket_answers(path, timeout=1):
             raise StartupError(f"another server is listening on {path}")
         try:
             os.unlink(path)
@@ -192,16 +192,6 @@ async def _health_check(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         pass
     finally:
         writer.close()
-
-
-def _socket_answers(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1)
-        try:
-            probe.connect(path)
-        except OSError:
-            return False
-        return True
 
 
 def _process_alive(pid: int) -> bool:

@@ -58,7 +58,7 @@ class Jobs:
             wshd.spawn_job, self.socket, job.id,
             user=job_user(request),
             env={"LANG": holder.job_lang()},
-            rlimits=self.container.rlimits_for(request.rlimits),
+            rlimits=self.rlimits(request),
             output_limit=self.container.ctx.config.server.job_output_limit,
             discard_output=job.discard_output,
         )
@@ -109,6 +109,9 @@ class Jobs:
             if not name.isdigit() or int(name) not in job_ids:
                 (self.output_dir / name).unlink(missing_ok=True)
 
+    def rlimits(self, request: JobRequest) -> dict[str, int]:
+        return holder.merge_rlimits(self.container.ctx.config.server.container_rlimits, request.rlimits)
+
     def iomux_argv(self, job: Job, request: JobRequest) -> list[str]:
         """The iomux path (log_tag jobs): iomux-spawn holds wsh, which runs the job."""
         server = self.container.ctx.config.server
@@ -118,6 +121,6 @@ class Jobs:
 
     def iomux_env(self, request: JobRequest) -> dict[str, str]:
         env = {"LANG": holder.job_lang(), "PATH": JOB_PATH}
-        for name, value in self.container.rlimits_for(request.rlimits).items():
+        for name, value in self.rlimits(request).items():
             env[f"RLIMIT_{name.upper()}"] = str(value)
         return env
