@@ -18,6 +18,12 @@
 #                          cgroup to it (see step 1)
 #
 # Steps:
+#  0. Kernel modules the containers need, loaded when missing (a stock
+#     Debian kernel has them as modules, not all loaded at boot): overlay
+#     (the root filesystems), veth and ifb (the interfaces; ifb with
+#     numifbs=0, so that loading it makes no ifb0/ifb1), loop (the disk
+#     pool; btrfs is loaded in step 4). A kernel without a module dir
+#     (/lib/modules/<release>) has them built in, or cannot load any.
 #  1. cgroups (cgroup_setup in skeleton/lib/cgroup.sh). The layout of
 #     <cgroup root> (WARDEN_CGROUP_ROOT, default /sys/fs/cgroup): v2 when it
 #     is a cgroup2 mount, hybrid when the v1 hierarchies are mounted and a
@@ -78,6 +84,50 @@ fi
 depot=$(realpath -- "$depot")
 if [[ $quota != true && $quota != false ]]; then
   fail "DISK_QUOTA_ENABLED must be true or false, not '$quota'"
+fi
+
+# --- 0. kernel modules -------------------------------------------------------------
+
+# load_module NAME [PARAM...]: modprobe NAME unless it is loaded already
+# (/sys/module/NAME) or the kernel has no modules to load. A module that
+# cannot be loaded fails setup (the Create that needs it would fail later,
+# less clearly); an optional one (--optional) only warns.
+load_module() {
+  local optional=false release
+  if [[ $1 == --optional ]]; then
+    optional=true
+    shift
+  fi
+  if [[ -d /sys/module/$1 ]]; then
+    return 0
+  fi
+  read -r release </proc/sys/kernel/osrelease
+  if [[ ! -d /lib/modules/$release ]] || ! command -v modprobe >/dev/null; then
+    return 0
+  fi
+  if modprobe "$@"; then
+    return 0
+  fi
+  if [[ $optional == true ]]; then
+    echo "setup.sh: warning: cannot load the kernel module $1" >&2
+    return 0
+  fi
+  fail "cannot load the kernel module $1 (modprobe $*)"
+}
+
+overlay_known=false
+while read -r line; do
+  if [[ ${line##*[[:space:]]} == overlay ]]; then
+    overlay_known=true
+  fi
+done </proc/filesystems
+if [[ $overlay_known == false ]]; then
+  load_module overlay
+fi
+load_module veth
+load_module ifb numifbs=0
+if [[ $quota == false ]]; then
+  load_module --optional loop
 fi
 
 # --- 1. cgroups ----------------------------------------------------------------

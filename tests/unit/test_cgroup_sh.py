@@ -367,3 +367,30 @@ def test_leaving_a_delegated_group_moves_every_process_into_the_server_leaf(tmp_
         for proc in sleepers:
             proc.kill()
             proc.wait()
+
+
+def test_the_pids_limit_reaches_create_and_etc_config_keeps_it():
+    from ipaddress import IPv4Address
+
+    from warden.container.linux.shell import container_env
+    from warden.pool import Subnet
+
+    subnet = Subnet(IPv4Address("10.254.0.0"))
+    env = container_env(CID, subnet, 10000, "/rootfs", nested=False, mtu=1500, dns_servers=[], pids_limit=1024)
+    assert env["container_pids_limit"] == "1024"
+    assert container_env(CID, subnet, 10000, "/rootfs", nested=False, mtu=1500, dns_servers=[])[
+        "container_pids_limit"] == ""
+    assert "container_pids_limit" in (SKELETON / "setup.sh").read_text()
+
+
+def test_pids_limit_is_written_to_pids_max_only_when_set(tmp_path):
+    target = container(tmp_path, None)
+    group = tmp_path / "g"
+    group.mkdir()
+    (group / "pids.max").write_text("max\n")
+    bash(lib(f"cgroup_set_pids_limit {group}"), target, container_pids_limit="0")
+    assert (group / "pids.max").read_text() == "max\n"
+    bash(lib(f"cgroup_set_pids_limit {group}"), target, container_pids_limit="")
+    assert (group / "pids.max").read_text() == "max\n"
+    bash(lib(f"cgroup_set_pids_limit {group}"), target, container_pids_limit="1024")
+    assert (group / "pids.max").read_text() == "1024\n"
