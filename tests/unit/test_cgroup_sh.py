@@ -394,3 +394,37 @@ def test_pids_limit_is_written_to_pids_max_only_when_set(tmp_path):
     assert (group / "pids.max").read_text() == "max\n"
     bash(lib(f"cgroup_set_pids_limit {group}"), target, container_pids_limit="1024")
     assert (group / "pids.max").read_text() == "1024\n"
+
+
+def test_v1_instance_gets_pids_max_devices_and_the_pid(tmp_path):
+    root = tmp_path / "cg"
+    fake_v1_root(root, hybrid=False)
+    target = container(tmp_path, None)
+    for s in ("cpu", "cpuacct", "cpuset", "memory", "devices", "pids"):
+        group = root / s / "warden" / f"instance-{CID}"
+        group.mkdir(parents=True)
+        for name in ("cgroup.procs", "pids.max", "devices.allow", "devices.deny"):
+            (group / name).write_text("")
+    out = bash(lib("find_cgroup_subsystems; cgroup_create_instance 4242 'c 1:3 rw' 'c 1:5 rw'"), target,
+               WARDEN_CGROUP_ROOT=str(root), container_pids_limit="1024")
+    assert out.returncode == 0, out.stderr
+    pids = root / "pids" / "warden" / f"instance-{CID}"
+    assert (pids / "pids.max").read_text() == "1024\n"
+    assert (pids / "cgroup.procs").read_text() == "4242\n"
+    devices = root / "devices" / "warden" / f"instance-{CID}"
+    assert (devices / "devices.deny").read_text() == "a\n"
+    assert (devices / "devices.allow").read_text() == "c 1:5 rw\n"  # the last of one write each
+
+
+def test_v2_instance_without_the_devices_helper_is_refused(tmp_path):
+    base = tmp_path / "cg" / "warden"
+    target = container(tmp_path, "v2", base)
+    group = v2_group(base, cgroup_procs="", pids_max="max")
+    out = bash(lib("cgroup_create_instance 4242 'c 1:3 rw'"), target, container_pids_limit="99")
+    assert out.returncode == 1
+    assert "bin/devices-bpf is missing" in out.stderr
+    assert (group / "cgroup.procs").read_text() == "\n"  # the init never moved in
+    out = bash(lib("cgroup_create_instance 4242"), target, container_pids_limit="99", allow_nested_warden="true")
+    assert out.returncode == 0, out.stderr
+    assert (group / "cgroup.procs").read_text() == "4242\n"
+    assert (group / "pids.max").read_text() == "99\n"
