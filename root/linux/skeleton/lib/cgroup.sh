@@ -81,8 +81,10 @@ cgroup_check_mounted() {
 
 # cgroup_check_ready: true if the container's groups can be made. v1: the
 # required subsystems are mounted; v2: the base group is there with the
-# required controllers enabled for its children. Else false with the
-# reason in cgroup_error.
+# required controllers enabled for its children. A base that is gone (the
+# clear.sh of another depot removed it while it was empty) is made again,
+# as v1's mkdir -p makes the <subsystem>/warden groups again. Else false
+# with the reason in cgroup_error.
 cgroup_check_ready() {
   local line c
   if [[ $cgroup_layout != v2 ]]; then
@@ -91,6 +93,10 @@ cgroup_check_ready() {
     fi
     cgroup_error="cgroup subsystem ${cgroup_missing[0]} is not mounted at $cgroup_root/${cgroup_missing[0]}"
     return 1
+  fi
+  if [[ ! -d $cgroup_base && -f ${cgroup_base%/*}/cgroup.subtree_control ]]; then
+    mkdir "$cgroup_base" 2>/dev/null || true
+    cgroup_v2_enable "$cgroup_base" 2>/dev/null || true
   fi
   line=
   if ! read -r line 2>/dev/null <"$cgroup_base/cgroup.subtree_control"; then
