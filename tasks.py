@@ -6,12 +6,14 @@ file (default `config/linux.yml`), the same file the server reads.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import sh
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -42,11 +44,23 @@ def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+def _sh(program: str | Path, *args: str, env: dict[str, str] | None = None) -> None:
+    """Run one of the project's scripts or tools through `sh`, its output going
+    straight to ours as it comes; a failure ends the task with its status.
+    (The server runs its scripts with asyncio instead: see README, Design notes.)"""
+    try:
+        sh.Command(str(program))(*args, _out=sys.stdout, _err=sys.stderr, _env={**os.environ, **(env or {})})
+    except sh.ErrorReturnCode as exc:
+        raise Exit(f"{program} {' '.join(args)} failed with exit status {exc.exit_code}", code=exc.exit_code) from None
+    except sh.CommandNotFound:
+        raise Exit(f"{program} not found", code=127) from None
+
+
 @task
 def build(c: Context) -> None:
     """Compile the C helpers in src/ and copy them into the container skeletons."""
     _step("building C helpers (make -C src)")
-    c.run(f"make -C {ROOT / 'src'} all", echo=False)
+    _sh("make", "-C", str(ROOT / "src"), "all")
     for backend, binaries in SKELETON_BINARIES.items():
         target = ROOT / "root" / backend / "skeleton" / "bin"
         target.mkdir(parents=True, exist_ok=True)
@@ -69,7 +83,7 @@ def rootfs(c: Context, config: str = DEFAULT_CONFIG) -> None:
     if not script.exists():
         raise Exit("root/linux/rootfs/setup.sh is missing", code=1)
     _step(f"root filesystem at {path}")
-    c.run(f"{script} {path}", pty=False)
+    _sh(script, path)
 
 
 @task(pre=[build], help={"config": f"config file (default {DEFAULT_CONFIG})"})
@@ -97,8 +111,8 @@ def clear(c: Context, config: str = DEFAULT_CONFIG, all: bool = False) -> None:
     if not depot.exists():
         _step(f"nothing to clear: {depot} does not exist")
         return
-    flags = "--all " if all and cfg.server.backend == "linux" else ""
-    c.run(f"{script} {flags}{depot}", env={"POOL_NETWORK": cfg.network.pool_network})
+    flags = ["--all"] if all and cfg.server.backend == "linux" else []
+    _sh(script, *flags, str(depot), env={"POOL_NETWORK": cfg.network.pool_network})
 
 
 LINTERS = {

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import cgroups
+
 from ..integration.server import ROOT
 
 
@@ -52,7 +54,7 @@ def test_clear_after_a_crash_removes_everything(make_linux_server):
         cid = path.rsplit("/", 1)[1]
         assert not os.path.exists(path)
         assert not list(Path("/sys/class/net").glob(f"w-{cid}-*"))
-        assert not list(Path("/sys/fs/cgroup").glob(f"*/warden/instance-{cid}"))
+        assert not cgroups.instance_groups(cid)
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert pool not in rules
     assert str(server.depot) not in Path("/proc/self/mounts").read_text()

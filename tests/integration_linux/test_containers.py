@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cgroups
+
 from ..integration.wire import ServerError
 
 
@@ -113,7 +115,7 @@ def test_stop_keeps_the_filesystem_and_destroy_removes_everything(wire):
     assert not os.path.exists(path)
     cid = Path(path).name
     assert not list(Path("/sys/class/net").glob(f"w-{cid}-*"))
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/warden/instance-{cid}"))
+    assert not cgroups.instance_groups(cid)
 
 
 def test_shm_is_writable(wire, container):

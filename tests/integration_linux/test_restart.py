@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cgroups
 from tests.support import wait_for
 
 from ..integration.test_restart import EXPECTED_ERR, EXPECTED_OUT, PRINTER
@@ -91,7 +92,7 @@ def test_a_container_whose_init_died_is_destroyed_at_start(make_linux_server):
 
     assert not os.path.exists(path)
     assert not list(Path("/sys/class/net").glob(f"w-{cid}-*"))
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/warden/instance-{cid}"))
+    assert not cgroups.instance_groups(cid)
     assert _chain_rules(cid) == ""
 
 
@@ -120,4 +121,4 @@ def test_half_created_and_half_destroyed_containers_are_cleaned_at_start(make_li
     assert not os.path.exists(victim_path) and not half.exists()
     for cid in (victim_path.rsplit("/", 1)[1], "tsthalf0001"):
         assert not list(Path("/sys/class/net").glob(f"w-{cid}-*"))
-        assert not list(Path("/sys/fs/cgroup").glob(f"*/warden/instance-{cid}"))
+        assert not cgroups.instance_groups(cid)

@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests import cgroups
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT_LINUX = REPO / "root" / "linux"
 SKELETON_BIN = ROOT_LINUX / "skeleton" / "bin"
@@ -29,9 +31,8 @@ def skip_reason():
     for name in ("wshd", "wsh"):
         if not os.access(SKELETON_BIN / name, os.X_OK):
             return f"{SKELETON_BIN / name} missing: make -C src/wsh and copy wshd, wsh there"
-    for subsystem in ("cpu", "cpuacct", "cpuset", "memory", "devices"):
-        if not (CGROUP_ROOT / subsystem / "cgroup.procs").exists():
-            return f"cgroup v1 {subsystem} is not mounted at {CGROUP_ROOT / subsystem}"
+    if (reason := cgroups.missing()) is not None:
+        return reason
     busy = subprocess.run(["ip", "-o", "addr", "show", "to", NETWORK], capture_output=True, text=True)
     if busy.returncode != 0 or busy.stdout.strip():
         return f"{NETWORK} is already in use on this host"
@@ -48,7 +49,7 @@ def leftovers(depot, cid):
                 found.append("mount " + mountpoint)
     net = Path("/sys/class/net")
     found += ["interface " + p.name for p in net.glob(f"w-{cid}-*")]
-    found += ["cgroup " + str(p) for p in CGROUP_ROOT.glob(f"*/warden/instance-{cid}")]
+    found += ["cgroup " + str(p) for p in cgroups.instance_groups(cid)]
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import cgroups
 from tests.support import needs_kernel
 
-from .kernel import CGROUP_ROOT, ROOT_LINUX, Container, leftovers, new_id, skip_reason
+from .kernel import ROOT_LINUX, Container, leftovers, new_id, skip_reason
 
 pytestmark = needs_kernel(skip_reason())
 
@@ -42,7 +43,7 @@ def test_failing_parent_hook_is_reported(depot):
     assert res.returncode == 1
     assert "hook-parent-after-clone.sh failed with exit status" in res.stderr
     # The cgroups were made before the failure; destroy finds them by id.
-    assert list(CGROUP_ROOT.glob(f"*/warden/instance-{c.id}"))
+    assert cgroups.instance_groups(c.id)
     assert not (c.path / "run" / "wshd.pid").exists()
     c.destroy()
     assert not c.path.exists()
@@ -98,7 +99,7 @@ def test_destroy_half_made_containers(depot):
 
 
 def test_clear_empties_the_depot_and_sweeps_leftovers(depot):
-    others = list(CGROUP_ROOT.glob("*/warden/instance-*")) + list(Path("/sys/class/net").glob("w-*"))
+    others = cgroups.instance_groups() + list(Path("/sys/class/net").glob("w-*"))
     if others:
         pytest.skip(f"other warden objects exist on this host ({others[0]}); clear.sh would remove them")
     path, made = depot
@@ -108,7 +109,7 @@ def test_clear_empties_the_depot_and_sweeps_leftovers(depot):
     stopped.script(ROOT_LINUX / "create.sh", stopped.path)
     # What a container whose dir is gone may leave: a cgroup and an ifb.
     gone = new_id()
-    ghost_cgroup = CGROUP_ROOT / "cpu" / "warden" / f"instance-{gone}"
+    ghost_cgroup = cgroups.group(path, gone, "cpu")
     try:
         ghost_cgroup.mkdir(parents=True)
         subprocess.run(["ip", "link", "add", f"w-{gone}-2", "type", "ifb"], check=True)

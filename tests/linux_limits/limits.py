@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests import cgroups
 from tests.linux_kernel.kernel import ROOT_LINUX, Container, leftovers, skip_reason
 from tests.support import poll as wait_until
 
@@ -197,4 +198,5 @@ def limit(c, name, **env):
 
 
 def cgroup(c, subsystem):
-    return Path("/sys/fs/cgroup") / subsystem / "warden" / f"instance-{c.id}"
+    """The container's group holding `subsystem`'s files, on the host's layout."""
+    return cgroups.group(c.depot, c.id, subsystem)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import cgroups
 from tests.linux_kernel.kernel import ROOT_LINUX
 from tests.support import needs_kernel
 
@@ -36,10 +37,12 @@ def container(request):
     return depot.container(slot=0)
 
 
+# What the kernel holds for 512 shares: cpu.shares on v1, cpu.weight on v2.
+CPU_512 = f"{cgroups.cpu_weight_of(512)}\n" if cgroups.v2() else "512\n"
+
+
 def memory_files(c):
-    d = cgroup(c, "memory")
-    return (int((d / "memory.limit_in_bytes").read_text()),
-            int((d / "memory.memsw.limit_in_bytes").read_text()))
+    return cgroups.memory_limits(c.depot, c.id)
 
 
 def set_memory(c, value):
@@ -55,7 +58,7 @@ def test_memory_query_without_limit(container):
 
 
 def test_memory_set_lower_raise(container):
-    has_memsw = (cgroup(container, "memory") / "memory.memsw.limit_in_bytes").exists()
+    has_memsw = cgroups.has_memsw(container.depot, container.id)
     # The kernel rounds down to whole pages; memsw follows the limit.
     assert set_memory(container, 64 * MIB + 1000) == 64 * MIB
     assert set_memory(container, 10 * MIB + PAGE - 1) == 10 * MIB
@@ -139,7 +142,8 @@ def _wait_blocked(pid):
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             return False
-        return state == "S" and any("eventfd" in fd for fd in fds)
+        # v1: an eventfd on memory.oom_control; v2: an inotify on memory.events
+        return state == "S" and any("eventfd" in fd or "inotify" in fd for fd in fds)
     return wait_until(blocked, timeout=5, interval=0.01)
 
 
@@ -166,10 +170,7 @@ def test_oom_kills_the_job_and_notifies(container):
 
 
 def _oom_kills(c):
-    for line in (cgroup(c, "memory") / "memory.oom_control").read_text().splitlines():
-        if line.startswith("oom_kill "):
-            return int(line.split()[1])
-    return 0
+    return cgroups.ooms(c.depot, c.id)
 
 
 def test_memory_limit_does_not_wait(container):
@@ -187,7 +188,7 @@ def test_cpu_shares(container):
     assert (res.returncode, res.stdout) == (0, "2\n")       # the kernel's minimum
     res = limit(container, "limit_cpu.sh", LIMIT_IN_SHARES=512)
     assert (res.returncode, res.stdout) == (0, "512\n")
-    assert (cgroup(container, "cpu") / "cpu.shares").read_text() == "512\n"
+    assert cgroups.cpu_setting(container.depot, container.id) == CPU_512
     res = limit(container, "limit_cpu.sh")
     assert (res.returncode, res.stdout) == (0, "512\n")
     res = limit(container, "limit_cpu.sh", LIMIT_IN_SHARES="lots")
@@ -196,7 +197,7 @@ def test_cpu_shares(container):
     res = limit(container, "limit_cpu.sh", LIMIT_IN_SHARES=10**20)
     assert res.returncode == 1
     assert res.stderr.startswith("Failed setting cpu shares: ")
-    assert (cgroup(container, "cpu") / "cpu.shares").read_text() == "512\n"
+    assert cgroups.cpu_setting(container.depot, container.id) == CPU_512
 
 
 def test_limits_of_a_stopped_or_missing_container():

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
-from .conversation import DEFAULT_MAX_FRAME_SIZE, Conversation
+from .conversation import Conversation, Endpoint
 from .errors import ConnectError, ConnectionClosed, ProtocolError
 from .names import message_type
 from .results import JobResult
 from .streams import AsyncStream
-from .sync import DEFAULT_SOCKET_PATH, READ_SIZE
+from .sync import READ_SIZE
 
 
-class AsyncClient:
+class AsyncClient(Endpoint):
     """An asyncio warden client (`asyncio.open_unix_connection`).
 
     Like `Client` it connects on first use and is left disconnected after a broken
     connection, so the next request reconnects.
     """
 
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
-        *,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    ) -> None:
-        self.socket_path = os.fspath(socket_path)
-        self.max_frame_size = max_frame_size
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._conversation = Conversation(max_frame_size)
+    _reader: asyncio.StreamReader | None = None
+    _writer: asyncio.StreamWriter | None = None
 
     # -- connection -------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ lets the blocking and the asyncio client share it and behave identically.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from typing import Any
 
@@ -20,6 +21,22 @@ from .results import is_stream_end
 # Responses are not bound by the server's request cap (Link returns whole job output);
 # the limit only guards against a runaway peer.
 DEFAULT_MAX_FRAME_SIZE = 1 << 30
+DEFAULT_SOCKET_PATH = "/tmp/warden.sock"
+
+
+class Endpoint:
+    """What both clients keep: where the server is and the conversation with it
+    (a fresh one for each connection)."""
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.socket_path = os.fspath(socket_path)
+        self.max_frame_size = max_frame_size
+        self._conversation = Conversation(max_frame_size)
 
 
 class Conversation:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
-from .conversation import DEFAULT_MAX_FRAME_SIZE, Conversation
+from .conversation import DEFAULT_SOCKET_PATH, Conversation, Endpoint
 from .errors import ConnectError, ConnectionClosed, ProtocolError
 from .names import message_type
 from .results import JobResult
 from .streams import Stream
 
-DEFAULT_SOCKET_PATH = "/tmp/warden.sock"
+__all__ = ["DEFAULT_SOCKET_PATH", "Client"]
 READ_SIZE = 64 * 1024
 
 
-class Client:
+class Client(Endpoint):
     """A blocking warden client.
 
     It connects on first use (or on `connect()`), so building one never fails. After a
@@ -24,16 +23,7 @@ class Client:
     connects afresh.
     """
 
-    def __init__(
-        self,
-        socket_path: str | os.PathLike[str] = DEFAULT_SOCKET_PATH,
-        *,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    ) -> None:
-        self.socket_path = os.fspath(socket_path)
-        self.max_frame_size = max_frame_size
-        self._sock: socket.socket | None = None
-        self._conversation = Conversation(max_frame_size)
+    _sock: socket.socket | None = None
 
     # -- connection -------------------------------------------------------------------
 
