@@ -14,8 +14,9 @@
 #                          passed on to ./net.sh setup
 #   CONTAINER_ROOTFS_PATH  not used here (the server checks it)
 #   WARDEN_CGROUP_DELEGATED
-#                          cgroup v2: 1 when systemd delegated the server's
-#                          cgroup to it (see step 1)
+#                          cgroup v2: 1 when the server's cgroup is delegated
+#                          to it, auto when systemd started it in a "server"
+#                          leaf (see step 1 and cgroup_v2_prepare)
 #
 # Steps:
 #  0. Kernel modules the containers need, loaded when missing (a stock
@@ -31,9 +32,9 @@
 #     remounted here. v1 and hybrid: the hierarchies the containers need
 #     must be mounted at <root>/<subsystem>; creates the parent groups
 #     <subsystem>/warden (cpuset: with the root's cpus and mems). v2: the
-#     base group, <root>/warden, or with WARDEN_CGROUP_DELEGATED=1 (set by
-#     config/warden.service, which has Delegate=yes) <own group>/warden,
-#     the server's processes moved into the leaf <own group>/server; the
+#     base group, <root>/warden, or with WARDEN_CGROUP_DELEGATED=1 (or auto,
+#     set by config/warden.service, which has Delegate=yes) <own group>/warden,
+#     the server's processes in the leaf <own group>/server; the
 #     controllers cpu memory pids (and io, cpuset when the kernel has them)
 #     enabled down to it. Records the layout in <depot>/.cgroup-layout
 #     ("layout=v1|hybrid|v2", and "base=<dir>" on v2), which the container

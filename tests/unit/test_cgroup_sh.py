@@ -343,12 +343,48 @@ def test_setup_without_v1_hierarchies_names_them(tmp_path):
     assert out.stdout.startswith(f"cgroup v1 hierarchies missing at {root}: cpu cpuacct cpuset memory devices.")
 
 
+def test_no_record_on_a_cgroup2_root_is_v2_with_the_undelegated_base(tmp_path):
+    root = tmp_path / "cg"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    target = container(tmp_path, None)
+    out = bash(lib('echo "$cgroup_layout $cgroup_base"'), target, WARDEN_CGROUP_ROOT=str(root))
+    assert out.stdout.split() == ["v2", f"{root}/warden"]
+
+
 def test_delegated_setup_refuses_the_root_cgroup(tmp_path):
     if Path("/proc/self/cgroup").read_text().count("0::/\n") == 0:
         pytest.skip("this process is not in the v2 root cgroup")
     target = container(tmp_path, None)
     out = bash(lib('cgroup_v2_prepare || echo "$cgroup_error"'), target, WARDEN_CGROUP_DELEGATED="1")
     assert "this process is in the root cgroup: nothing is delegated" in out.stdout
+
+
+def fake_cgroup2(top: Path) -> None:
+    top.mkdir(parents=True, exist_ok=True)
+    (top / "cgroup.controllers").write_text("cpu memory pids\n")
+    (top / "cgroup.subtree_control").write_text("cpu memory pids\n")
+
+
+@pytest.mark.parametrize(("own", "mode", "expected"), [
+    ("/system.slice/warden.service/server", "auto", "system.slice/warden.service/warden"),
+    ("/system.slice/warden.service/server", "1", "system.slice/warden.service/warden"),
+    ("/system.slice/warden.service", "auto", "warden"),  # systemd < 254: outside the unit
+    ("/system.slice/warden.service/server", "", "warden"),
+])
+def test_where_the_v2_base_goes(tmp_path, own, mode, expected):
+    root = tmp_path / "cg"
+    fake_cgroup2(root)
+    fake_cgroup2(root / own.strip("/"))
+    fake_cgroup2(root / own.strip("/").rsplit("/", 1)[0])
+    fake_cgroup2(root / expected)  # mkdir of a plain dir makes no control files
+    target = container(tmp_path, None)
+    script = lib(f'cgroup_v2_own_group() {{ REPLY={own}; }}; cgroup_v2_prepare; echo "$cgroup_base"')
+    out = bash(script, target, WARDEN_CGROUP_ROOT=str(root), WARDEN_CGROUP_DELEGATED=mode)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{root}/{expected}"
+    if mode == "auto" and expected == "warden":
+        assert "is not a server leaf" in out.stderr
 
 
 def test_leaving_a_delegated_group_moves_every_process_into_the_server_leaf(tmp_path, scratch_base):

@@ -16,7 +16,8 @@
 #
 # Which one is in the depot's record <depot>/.cgroup-layout, written by
 # root/linux/setup.sh: the lines "layout=v1|hybrid|v2" and, on v2,
-# "base=<dir>". No record means v1. A container script (cwd = its dir,
+# "base=<dir>". No record means v1, or on a cgroup2 root v2 with the base
+# <root>/warden (what setup.sh picks without delegation). A container script (cwd = its dir,
 # whose parent is the depot) reads it when this file is sourced; the root
 # scripts call cgroup_load_layout DEPOT.
 #
@@ -48,6 +49,12 @@ cgroup_load_layout() {
   cgroup_layout=v1
   cgroup_base=
   if [[ ! -f $1/$cgroup_layout_name ]]; then
+    # No record (a depot setup.sh has not seen): v1, unless the root is
+    # a cgroup2 mount; then setup.sh's choice without delegation.
+    if [[ -f $cgroup_root/cgroup.controllers ]]; then
+      cgroup_layout=v2
+      cgroup_base=$cgroup_root/warden
+    fi
     return 0
   fi
   while IFS='=' read -r key value; do
@@ -266,27 +273,36 @@ cgroup_v2_leave_group() {
 }
 
 # cgroup_v2_prepare: cgroup_base = warden's v2 group, made and with the
-# controllers enabled down to it. Delegated (WARDEN_CGROUP_DELEGATED=1: the
-# server runs in a group systemd delegated to it, warden.service's
-# Delegate=yes): the group this process is in (setup.sh is the server's
-# child, in the server's group), whose processes move into the leaf
-# <group>/server, with the base <group>/warden. If the group is called
-# "server" already (a second setup.sh in the same server, or systemd's
-# DelegateSubgroup=server), its parent is the delegated group. Otherwise
-# the base is <root>/warden.
+# controllers enabled down to it. Where, by WARDEN_CGROUP_DELEGATED:
+#   1     the server runs in a group delegated to it (systemd's Delegate=yes;
+#         setup.sh is the server's child, in the server's group): the base
+#         is <group>/warden and the group's processes move into the leaf
+#         <group>/server. A group called "server" already (a second
+#         setup.sh under the same server, or systemd's DelegateSubgroup=
+#         server) is that leaf: its parent is the delegated group.
+#   auto  (config/warden.service) as 1 when the server is in such a leaf
+#         already, else as unset. systemd before 254 has no
+#         DelegateSubgroup=, starts the server in the unit's group itself,
+#         and cannot start it there again while the containers below keep
+#         controllers enabled in it (status 219/CGROUP): containers that
+#         outlive a restart must then live outside the unit.
+#   unset <root>/warden.
 cgroup_v2_prepare() {
-  local top=$cgroup_root
-  if [[ ${WARDEN_CGROUP_DELEGATED:-} == 1 ]]; then
+  local top=$cgroup_root mode=${WARDEN_CGROUP_DELEGATED:-}
+  if [[ $mode == 1 || $mode == auto ]]; then
     cgroup_v2_own_group
     if [[ -z $REPLY || $REPLY == / ]]; then
-      cgroup_error="WARDEN_CGROUP_DELEGATED=1, but this process is in the root cgroup: nothing is delegated"
-      return 1
-    fi
-    top=$cgroup_root$REPLY
-    if [[ ${top##*/} == server ]]; then
-      top=${top%/*}
-    else
+      if [[ $mode == 1 ]]; then
+        cgroup_error="WARDEN_CGROUP_DELEGATED=1, but this process is in the root cgroup: nothing is delegated"
+        return 1
+      fi
+    elif [[ ${REPLY##*/} == server ]]; then
+      top=$cgroup_root${REPLY%/*}
+    elif [[ $mode == 1 ]]; then
+      top=$cgroup_root$REPLY
       cgroup_v2_leave_group "$top" || return 1
+    else
+      echo "cgroup.sh: the server's group $cgroup_root$REPLY is not a server leaf (systemd before 254 ignores DelegateSubgroup=server), so containers go to $cgroup_root/warden, where they outlive a restart of the service" >&2
     fi
   fi
   cgroup_v2_enable "$top" || return 1
