@@ -82,7 +82,8 @@ if [[ $cgroup_layout == v2 ]]; then
     if [[ $new != max ]] && greater "$usage" "$new"; then
       if [[ ! -f $dir/memory.reclaim ]] ||
         ! cgroup_write "$dir/memory.reclaim" "$((usage - new))"; then
-        fail "Device or resource busy (the container uses $usage bytes and cannot give back enough for $new)"
+        # v1's words, which clients and tests match.
+        fail "Device or resource busy"
       fi
     fi
     old_swap=
