@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_CONFIG = "config/linux.yml"
 SKELETON_BINARIES = {
     "insecure": ["iomux/iomux-spawn", "iomux/iomux-link"],
-    "linux": ["iomux/iomux-spawn", "iomux/iomux-link", "wsh/wshd", "wsh/wsh"],
+    "linux": ["iomux/iomux-spawn", "iomux/iomux-link", "wsh/wshd", "wsh/wsh", "devices/devices-bpf"],
 }
 
 

@@ -46,6 +46,7 @@ class ServerConfig:
     max_request_size: int = 16 * 1024 * 1024
     disk_quota_enabled: bool = False
     allow_nested_warden: bool = False
+    container_pids_limit: int | None = 1024
     pidfile: str | None = None
     syslog_socket: str | None = None
 
@@ -196,6 +197,7 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
         max_request_size=_int(s, "max_request_size", where, 16 * 1024 * 1024, low=1024),
         disk_quota_enabled=_bool(quota, "disk_quota_enabled", "server.quota", False),
         allow_nested_warden=_bool(s, "allow_nested_warden", where, False),
+        container_pids_limit=_int(s, "container_pids_limit", where, 1024, nullable=True) or None,
         pidfile=_str(s, "pidfile", where, None, nullable=True),
         syslog_socket=_str(s, "syslog_socket", where, None, nullable=True),
     )

@@ -7,6 +7,7 @@ new; `python -m warden.leaks` prints the current list for an operator.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -84,19 +85,27 @@ def interfaces() -> frozenset[str]:
         return frozenset()
 
 
-def cgroups() -> frozenset[str]:
+def cgroups(root: Path = CGROUP_ROOT) -> frozenset[str]:
+    """Every `instance-*` group below a group named `warden`: v1's
+    `<root>/<subsystem>/warden/instance-<id>`, v2's `<base>/instance-<id>` wherever
+    setup.sh put the base (`<root>/warden`, or `<delegated group>/warden` at any
+    depth). A delegated group's `server` leaf holds the server: not a leak. The walk
+    does not go into instance groups (what is nested there goes with them)."""
     found: set[str] = set()
-    try:
-        subsystems = [p for p in CGROUP_ROOT.iterdir() if (p / "warden").is_dir()]
-    except OSError:
-        return frozenset()
-    for subsystem in subsystems:
+    todo = [root]
+    while todo:
+        directory = todo.pop()
         try:
-            for group in (subsystem / "warden").iterdir():
-                if group.name.startswith("instance-") and group.is_dir():
-                    found.add(str(group))
+            entries = [e for e in os.scandir(directory) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue  # removed while we looked: nothing left there
+        instances = directory.name == "warden"
+        for entry in entries:
+            if entry.name.startswith("instance-"):
+                if instances:
+                    found.add(entry.path)
+                continue
+            todo.append(Path(entry.path))
     return frozenset(found)
 
 

@@ -69,6 +69,7 @@ source "$here/skeleton/lib/ifaces.sh"
 source "$here/skeleton/lib/processes.sh"
 # shellcheck source=skeleton/lib/fs.sh
 source "$here/skeleton/lib/fs.sh"
+cgroup_load_layout "$depot"
 
 declare -A leftover=()
 cgroup_instance_ids
@@ -129,7 +130,7 @@ fi
 
 # With no container left in the depot, the rest goes too: the disk pool
 # (mount, loop device, image), the warden parent cgroups (if no other depot
-# uses them) and the global iptables rules.
+# uses them), the cgroup layout record and the global iptables rules.
 containers=()
 for entry in "$depot"/*/; do
   entry=${entry%/}
@@ -197,6 +198,7 @@ fi
 
 find_cgroup_subsystems
 cgroup_remove_parents
+rm -f "$depot/$cgroup_layout_name" "$depot/$cgroup_layout_name.new"
 
 if [[ -x $here/net.sh ]]; then
   if [[ $sweep_all == true ]]; then

@@ -13,12 +13,32 @@
 #   POOL_NETWORK, ALLOW_NETWORKS, ALLOW_HOST_ACCESS
 #                          passed on to ./net.sh setup
 #   CONTAINER_ROOTFS_PATH  not used here (the server checks it)
+#   WARDEN_CGROUP_DELEGATED
+#                          cgroup v2: 1 when the server's cgroup is delegated
+#                          to it, auto when systemd started it in a "server"
+#                          leaf (see step 1 and cgroup_v2_prepare)
 #
 # Steps:
-#  1. cgroups: the v1 hierarchies the containers need must be mounted at
-#     <cgroup root>/<subsystem>. They are used as they are: nothing is
-#     mounted or remounted here. Creates the parent groups
-#     <subsystem>/warden (cpuset: with the root's cpus and mems).
+#  0. Kernel modules the containers need, loaded when missing (a stock
+#     Debian kernel has them as modules, not all loaded at boot): overlay
+#     (the root filesystems), veth and ifb (the interfaces; ifb with
+#     numifbs=0, so that loading it makes no ifb0/ifb1), loop (the disk
+#     pool; btrfs is loaded in step 4). A kernel without a module dir
+#     (/lib/modules/<release>) has them built in, or cannot load any.
+#  1. cgroups (cgroup_setup in skeleton/lib/cgroup.sh). The layout of
+#     <cgroup root> (WARDEN_CGROUP_ROOT, default /sys/fs/cgroup): v2 when it
+#     is a cgroup2 mount, hybrid when the v1 hierarchies are mounted and a
+#     cgroup2 is at <root>/unified, else v1. Nothing is mounted or
+#     remounted here. v1 and hybrid: the hierarchies the containers need
+#     must be mounted at <root>/<subsystem>; creates the parent groups
+#     <subsystem>/warden (cpuset: with the root's cpus and mems). v2: the
+#     base group, <root>/warden, or with WARDEN_CGROUP_DELEGATED=1 (or auto,
+#     set by config/warden.service, which has Delegate=yes) <own group>/warden,
+#     the server's processes in the leaf <own group>/server; the
+#     controllers cpu memory pids (and io, cpuset when the kernel has them)
+#     enabled down to it. Records the layout in <depot>/.cgroup-layout
+#     ("layout=v1|hybrid|v2", and "base=<dir>" on v2), which the container
+#     scripts and the server read.
 #  2. ./net.sh setup (the global iptables rules), when net.sh is there.
 #  3. IPv4 forwarding on. It stays on (clear.sh does not turn it off).
 #  4. Disk limits.
@@ -67,13 +87,52 @@ if [[ $quota != true && $quota != false ]]; then
   fail "DISK_QUOTA_ENABLED must be true or false, not '$quota'"
 fi
 
-# --- 1. cgroups ----------------------------------------------------------------
-if ! cgroup_check_mounted; then
-  fail "cgroup v1 hierarchies missing at $cgroup_root: ${cgroup_missing[*]}." \
-    "Mount them (one per subsystem, at $cgroup_root/<subsystem>); warden uses them as they are."
+# --- 0. kernel modules -------------------------------------------------------------
+
+# load_module NAME [PARAM...]: modprobe NAME unless it is loaded already
+# (/sys/module/NAME) or the kernel has no modules to load. A module that
+# cannot be loaded fails setup (the Create that needs it would fail later,
+# less clearly); an optional one (--optional) only warns.
+load_module() {
+  local optional=false release
+  if [[ $1 == --optional ]]; then
+    optional=true
+    shift
+  fi
+  if [[ -d /sys/module/$1 ]]; then
+    return 0
+  fi
+  read -r release </proc/sys/kernel/osrelease
+  if [[ ! -d /lib/modules/$release ]] || ! command -v modprobe >/dev/null; then
+    return 0
+  fi
+  if modprobe "$@"; then
+    return 0
+  fi
+  if [[ $optional == true ]]; then
+    echo "setup.sh: warning: cannot load the kernel module $1" >&2
+    return 0
+  fi
+  fail "cannot load the kernel module $1 (modprobe $*)"
+}
+
+overlay_known=false
+while read -r line; do
+  if [[ ${line##*[[:space:]]} == overlay ]]; then
+    overlay_known=true
+  fi
+done </proc/filesystems
+if [[ $overlay_known == false ]]; then
+  load_module overlay
 fi
-find_cgroup_subsystems
-cgroup_create_parents
+load_module veth
+load_module ifb numifbs=0
+if [[ $quota == false ]]; then
+  load_module --optional loop
+fi
+
+# --- 1. cgroups ----------------------------------------------------------------
+cgroup_setup "$depot" || fail "$cgroup_error"
 
 # --- 2. global network rules --------------------------------------------------------
 if [[ -x $here/net.sh ]]; then

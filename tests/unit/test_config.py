@@ -330,3 +330,15 @@ def test_shipped_insecure_config_loads():
     assert cfg.root_path == ROOT / "root" / "insecure"
     assert cfg.network.pool_network == "10.254.0.0/24"
     assert cfg.server.container_grace_time == 300
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), (0, None), (64, 64), (100000, 100000)])
+def test_container_pids_limit(value, expected):
+    assert from_dict({}).server.container_pids_limit == 1024
+    assert from_dict({"server": {"container_pids_limit": value}}).server.container_pids_limit == expected
+
+
+@pytest.mark.parametrize("value", ["many", -1, True, 1.5])
+def test_container_pids_limit_errors_name_the_key(value):
+    with pytest.raises(ConfigError, match=r"^server\.container_pids_limit: must be"):
+        from_dict({"server": {"container_pids_limit": value}})

@@ -8,7 +8,15 @@ import ipaddress
 
 import pytest
 
-from warden.container.linux.cgroups import V1, V1_UNLIMITED, V2, Layout, layout_of, parse_layout
+from warden.container.linux.cgroups import (
+    V1,
+    V1_UNLIMITED,
+    V2,
+    Layout,
+    layout_of,
+    parse_layout,
+    unrecorded_layout,
+)
 from warden.container.linux.disk import disk_response, requested_blocks
 from warden.container.linux.files import bind_mount_lines
 from warden.container.linux.net import net_out_rule
@@ -160,7 +168,13 @@ def test_layout_record_picks_the_driver(tmp_path):
     assert v2 == Layout("v2", tmp_path / "warden")
     driver = v2.driver("x")
     assert isinstance(driver, V2) and driver.procs_file() == tmp_path / "warden" / "instance-x" / "cgroup.procs"
-    assert layout_of(tmp_path / "nowhere") == Layout()
+    assert layout_of(tmp_path / "nowhere") == unrecorded_layout()
+
+
+def test_no_record_is_v1_or_on_a_cgroup2_root_the_undelegated_base(tmp_path):
+    assert unrecorded_layout(tmp_path) == Layout()
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    assert unrecorded_layout(tmp_path) == Layout("v2", tmp_path / "warden")
 
 
 # ---- client paths ------------------------------------------------------------------------

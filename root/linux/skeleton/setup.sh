@@ -3,7 +3,8 @@
 #
 # Env: id, network_host_ip, network_container_ip, network_netmask,
 # user_uid, rootfs_path, allow_nested_warden, container_iface_mtu,
-# dns_servers (newline-separated, may be empty).
+# dns_servers (newline-separated, may be empty), container_pids_limit
+# (empty or 0: no limit).
 #
 # Writes etc/config, creates the container's writable layer and fills it:
 # hostname, hosts, resolv.conf and the vcap user and group. Nothing is
@@ -258,6 +259,10 @@ if [[ ! $user_uid =~ ^[1-9][0-9]*$ ]]; then
   echo "setup.sh: user_uid must be a positive number: '$user_uid'" >&2
   exit 1
 fi
+if [[ -n $container_pids_limit && ! $container_pids_limit =~ ^[0-9]{1,10}$ ]]; then
+  echo "setup.sh: container_pids_limit must be a number: '$container_pids_limit'" >&2
+  exit 1
+fi
 if [[ ! -d $rootfs_path/etc ]]; then
   echo "setup.sh: rootfs_path $rootfs_path is not a root filesystem" >&2
   exit 1
@@ -276,7 +281,8 @@ writable_layer_choose
 {
   printf '# written by setup.sh; sourced by lib/common.sh\n'
   for key in id network_netmask network_host_ip network_container_ip user_uid \
-    rootfs_path allow_nested_warden container_iface_mtu dns_servers writable_layer_dir jobs_dir; do
+    rootfs_path allow_nested_warden container_iface_mtu dns_servers container_pids_limit \
+    writable_layer_dir jobs_dir; do
     printf '%s=%q\n' "$key" "${!key}"
   done
   iface_names

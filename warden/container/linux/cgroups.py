@@ -189,11 +189,19 @@ def parse_layout(text: str) -> Layout:
 
 @functools.cache
 def layout_of(depot: Path) -> Layout:
-    """The depot's recorded layout; a depot set up before layouts were recorded is v1."""
+    """The depot's recorded layout. Without a record (a depot set up before layouts
+    were recorded, or not by setup.sh) v1, or on a cgroup2 root what setup.sh picks
+    without delegation, as lib/cgroup.sh does."""
     try:
         return parse_layout((depot / LAYOUT_FILE).read_text())
     except OSError:
-        return Layout()
+        return unrecorded_layout()
+
+
+def unrecorded_layout(root: Path = CGROUP_ROOT) -> Layout:
+    if (root / "cgroup.controllers").exists():
+        return Layout("v2", root / "warden")
+    return Layout()
 
 
 def _script_error(exc: WardenError, what: str) -> WardenError:

@@ -100,7 +100,8 @@ class LinuxContainer(Container):
         assert self.res.subnet is not None and self.res.uid is not None
         return container_env(self.id, self.res.subnet, self.res.uid, self.rootfs,
                              nested=config.server.allow_nested_warden, mtu=config.network.mtu,
-                             dns_servers=config.network.dns_servers)
+                             dns_servers=config.network.dns_servers,
+                             pids_limit=config.server.container_pids_limit)
 
     async def do_stop(self, kill: bool) -> None:
         await self.shell.run("stop.sh", *(["-w", "0"] if kill else []))

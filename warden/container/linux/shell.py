@@ -36,8 +36,9 @@ class Shell:
 
 
 def container_env(container_id: str, subnet: Subnet, uid: int, rootfs: str, *, nested: bool,
-                  mtu: int, dns_servers: list[str]) -> dict[str, str]:
-    """What create.sh and the skeleton's setup.sh read about a new container."""
+                  mtu: int, dns_servers: list[str], pids_limit: int | None = None) -> dict[str, str]:
+    """What create.sh and the skeleton's setup.sh read about a new container
+    (`pids_limit` None: no pids.max)."""
     return {
         "id": container_id,
         "network_host_ip": str(subnet.host_ip),
@@ -48,4 +49,5 @@ def container_env(container_id: str, subnet: Subnet, uid: int, rootfs: str, *, n
         "allow_nested_warden": "true" if nested else "false",
         "container_iface_mtu": str(mtu),
         "dns_servers": "\n".join(dns_servers),
+        "container_pids_limit": str(pids_limit or ""),
     }

@@ -39,6 +39,7 @@ rootfs_path=${rootfs_path:-}                 # read-only lower layer
 allow_nested_warden=${allow_nested_warden:-false}
 container_iface_mtu=${container_iface_mtu:-1500}
 dns_servers=${dns_servers:-}                 # newline-separated, may be empty
+container_pids_limit=${container_pids_limit:-} # pids.max; empty or 0: no limit
 # writable_layer_dir and jobs_dir: see fs.sh.
 
 # require_params NAME... : fail with a message naming the first empty one.

@@ -34,14 +34,15 @@ ip_pid=$!
 # Whatever fails below, never leave ip running behind this hook.
 trap 'wait' EXIT
 
-# --- cgroups: one group per mounted subsystem (lib/cgroup.sh) -----------------
-if ! cgroup_check_mounted; then
-  echo "cgroup subsystem ${cgroup_missing[0]} is not mounted at $cgroup_root/${cgroup_missing[0]}" >&2
+# --- cgroups (lib/cgroup.sh): v1 one group per mounted subsystem, v2 one ---------
+if ! cgroup_check_ready; then
+  echo "$cgroup_error" >&2
   exit 1
 fi
 find_cgroup_subsystems
 # The devices the container may open: null zero random urandom tty ptmx
-# pts/* fuse (all of them with allow_nested_warden=true).
+# pts/* fuse (all of them with allow_nested_warden=true). v1 writes them to
+# the devices group; v2 attaches bin/devices-bpf's program with them.
 cgroup_create_instance "$PID" 'c 1:3 rw' 'c 1:5 rw' 'c 1:8 rw' 'c 1:9 rw' \
   'c 5:0 rw' 'c 5:2 rw' 'c 136:* rw' 'c 10:229 rw'
 

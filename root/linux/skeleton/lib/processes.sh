@@ -33,6 +33,7 @@ kill_container_processes() {
 destroy_kernel_objects() {
   local ifaces status=0
   find_cgroup_subsystems
+  cgroup_kill_all
   cgroup_read_procs
   if ((${#container_pid_list[@]} > 0)); then
     kill -9 "${container_pid_list[@]}" 2>/dev/null || true
