@@ -40,6 +40,13 @@ class Pool(Generic[T]):
     def __contains__(self, entry: object) -> bool:
         return entry in self._members
 
+    def take(self, what: str) -> T:
+        """An entry, or PoolExhausted saying that no `what` is available."""
+        entry = self.acquire()
+        if entry is None:
+            raise PoolExhausted(f"no {what} available")
+        return entry
+
     def acquire(self) -> T | None:
         """The head of the queue, if its release delay has passed."""
         if self._queue and self._queue[0][0] <= self._clock():
@@ -142,10 +149,7 @@ class PortPool(Pool[int]):
         super().__init__(range(start, start + size))
 
     def acquire_port(self) -> int:
-        port = self.acquire()
-        if port is None:
-            raise PoolExhausted("no port available")
-        return port
+        return self.take("port")
 
 
 class UidPool(Pool[int]):
@@ -157,10 +161,7 @@ class UidPool(Pool[int]):
         super().__init__(range(start, start + size))
 
     def acquire_uid(self) -> int:
-        uid = self.acquire()
-        if uid is None:
-            raise PoolExhausted("no uid available")
-        return uid
+        return self.take("uid")
 
 
 def _passwd_uids(path: str) -> set[int]:

@@ -8,7 +8,7 @@ a job whose streaming client went away, so nothing is lost).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from .errors import WardenError
 from .results import Chunk, JobResult, StreamEnd, is_stream_end
@@ -24,10 +24,14 @@ class _AsyncReceiver(Protocol):
     async def close(self) -> None: ...
 
 
-class _StreamState:
-    """What both stream flavours track: the end frame, or that the stream failed."""
+_Client = TypeVar("_Client")
 
-    def __init__(self) -> None:
+
+class _StreamState(Generic[_Client]):
+    """What both stream flavours track: their client, the end frame, or that the stream failed."""
+
+    def __init__(self, client: _Client) -> None:
+        self._client = client
         self._end: StreamEnd | None = None
         self._failed = False
 
@@ -56,12 +60,8 @@ def _collect(chunks: list[Chunk], end: StreamEnd) -> JobResult:
     return JobResult(end.exit_status, joined("stdout"), joined("stderr"), end.info)
 
 
-class Stream(_StreamState):
+class Stream(_StreamState[_Receiver]):
     """The frames of one Stream request on a blocking `Client`."""
-
-    def __init__(self, client: _Receiver) -> None:
-        super().__init__()
-        self._client = client
 
     def __iter__(self) -> Stream:
         return self
@@ -96,12 +96,8 @@ class Stream(_StreamState):
         self.close()
 
 
-class AsyncStream(_StreamState):
+class AsyncStream(_StreamState[_AsyncReceiver]):
     """The frames of one Stream request on an `AsyncClient`."""
-
-    def __init__(self, client: _AsyncReceiver) -> None:
-        super().__init__()
-        self._client = client
 
     def __aiter__(self) -> AsyncStream:
         return self
