@@ -102,5 +102,5 @@ def test_world_writable_socket_only_when_the_risk_is_named(make_server):
 
 def test_unknown_group_stops_the_server_naming_the_key(make_server):
     server = make_server(start=False, server={"unix_domain_group": f"no-such-{uuid.uuid4().hex[:6]}"})
-    with pytest.raises(AssertionError, match="server.unix_domain_group: no group named"):
+    with pytest.raises(AssertionError, match=r"server\.unix_domain_group: no group named"):
         server.start()
