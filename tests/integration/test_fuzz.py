@@ -61,7 +61,7 @@ def nested(depth: int, leaf: Any = "TCP") -> Any:
     return leaf
 
 
-HOSTILE = st.one_of(ANY, st.integers(1, 60).map(nested),
+HOSTILE = st.one_of(ANY, st.integers(1, 60).map(nested), st.sampled_from([200, 990, 1020]).map(nested),
                     st.integers(0, 1 << 20).map(lambda n: "x" * n),
                     st.integers(0, 3000).map(lambda n: [None] * n))
 

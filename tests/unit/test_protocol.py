@@ -854,3 +854,13 @@ def test_error_for_a_deeply_nested_enum_value_is_short():
     with pytest.raises(InvalidRequest) as info:
         parse_request(frame("NetOut", {"handle": "h", "protocol": value}))
     assert "field 'protocol' has unknown value (an array of 1)" in str(info.value)
+
+
+def test_spec_frame_bounds_are_the_servers():
+    import yaml
+
+    from warden.server.connection import QUEUE_FRAMES
+
+    frame_spec = yaml.safe_load(SPEC_PATH.read_text())["frame"]
+    assert (frame_spec["max_depth"], frame_spec["max_objects"]) == (MAX_DEPTH, MAX_OBJECTS)
+    assert frame_spec["max_queued_requests"] == QUEUE_FRAMES
