@@ -85,6 +85,9 @@ else
   fi
 fi
 
+# The socket's group (config/*.yml: root:warden 0660): its members may use warden.
+getent group warden >/dev/null || groupadd --system warden
+
 echo "==> creating .venv"
 python=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then

@@ -165,6 +165,13 @@ def test(c: Context, k: str | None = None, verbose: bool = False) -> None:
     c.run(f"{sys.executable} -m pytest {' '.join(args)}", pty=False)
 
 
+@task(help={"seconds": "how long to fuzz (default 60)"})
+def fuzz(c: Context, seconds: float = 60) -> None:
+    """Fuzz a real insecure server with frames from spec/protocol.yml (tests/integration/test_fuzz.py)."""
+    c.run(f"{sys.executable} -m pytest -q -ra tests/integration/test_fuzz.py", pty=False,
+          env={"WARDEN_FUZZ_SECONDS": str(seconds)})
+
+
 @task(help={"json": "also write the results as JSON to this file",
             "quick": "fewer iterations and smaller sizes (about 20 s; a full run takes about 2 minutes)",
             "only": "comma-separated benchmarks: run_true, lifecycle, scale, stream, ping (default: all)"})
@@ -181,7 +188,7 @@ def bench(c: Context, json: str | None = None, quick: bool = False, only: str | 
         c.run(f"{sys.executable} -m bench {' '.join(args)}", pty=False)
 
 
-ns = Collection(build, rootfs, setup, lint, test, bench)
+ns = Collection(build, rootfs, setup, lint, test, fuzz, bench)
 ns.add_collection(Collection("warden", start, clear, install_service))
 
 from vm.tasks import ns as vm_collection  # noqa: E402  (vm/ is beside this file)

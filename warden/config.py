@@ -36,7 +36,10 @@ class ConfigError(Exception):
 @dataclass
 class ServerConfig:
     unix_domain_path: str = "/tmp/warden.sock"
-    unix_domain_permissions: int = 0o755
+    unix_domain_permissions: int = 0o600
+    unix_domain_group: str | int | None = None  # a group name or gid; None: the server's own group
+    unix_domain_world_writable_i_understand_the_risk: bool = False
+    max_connections: int = 1024
     backend: str = "insecure"
     container_grace_time: int | None = 300
     container_rootfs_path: str = ""
@@ -175,7 +178,7 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
     quota = s.get("quota") or {}
     if not isinstance(quota, dict):
         raise ConfigError(f"server.quota: must be a mapping, got {quota!r}")
-    permissions = s.get("unix_domain_permissions", 0o755)
+    permissions = s.get("unix_domain_permissions", 0o600)
     if isinstance(permissions, str):
         try:
             permissions = int(permissions, 8)
@@ -183,10 +186,15 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
             raise ConfigError(f"server.unix_domain_permissions: must be an octal mode, got {permissions!r}") from None
     if not isinstance(permissions, int) or isinstance(permissions, bool) or not 0 <= permissions <= 0o7777:
         raise ConfigError(f"server.unix_domain_permissions: must be a file mode, got {permissions!r}")
+    risk = _bool(s, "unix_domain_world_writable_i_understand_the_risk", where, False)
+    _check_socket_mode(permissions, risk)
     base = Path(__file__).resolve().parents[1] / "root" / backend
     return ServerConfig(
         unix_domain_path=_str(s, "unix_domain_path", where, "/tmp/warden.sock"),
         unix_domain_permissions=permissions,
+        unix_domain_group=_group(s),
+        unix_domain_world_writable_i_understand_the_risk=risk,
+        max_connections=_int(s, "max_connections", where, 1024, low=1),
         backend=backend,
         container_grace_time=_int(s, "container_grace_time", where, 300, nullable=True),
         container_rootfs_path=_str(s, "container_rootfs_path", where, str(base / "base" / "rootfs")),
@@ -201,6 +209,27 @@ def _server(raw: dict[str, Any]) -> ServerConfig:
         pidfile=_str(s, "pidfile", where, None, nullable=True),
         syslog_socket=_str(s, "syslog_socket", where, None, nullable=True),
     )
+
+
+def _check_socket_mode(mode: int, risk_accepted: bool) -> None:
+    """Whoever can write to the socket can run jobs as root: "other" may only
+    when the config says, in so many words, that this is meant."""
+    if mode & 0o002 and not risk_accepted:
+        raise ConfigError(
+            f"server.unix_domain_permissions: {mode:04o} lets every local user write to the socket, and "
+            "a client can run commands as root; use 0660 with server.unix_domain_group, or set "
+            "server.unix_domain_world_writable_i_understand_the_risk: true"
+        )
+
+
+def _group(s: dict[str, Any]) -> str | int | None:
+    """A group name or a gid (resolved at start-up, when the socket is made)."""
+    value = s.get("unix_domain_group")
+    if value is None or (isinstance(value, str) and value):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ConfigError(f"server.unix_domain_group: must be a group name or a gid, got {value!r}")
 
 
 def _network(raw: dict[str, Any]) -> NetworkConfig:

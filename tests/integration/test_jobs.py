@@ -233,3 +233,12 @@ def test_many_jobs_at_once(wire, handle):
     jobs = [wire.call("Spawn", handle=handle, script=f"echo {i}")["job_id"] for i in range(30)]
     for i, job in enumerate(jobs):
         assert wire.call("Link", handle=handle, job_id=job)["stdout"] == f"{i}\n".encode()
+
+
+def test_script_file_is_readable_by_its_owner_only(wire, handle, server):
+    """A script may hold secrets: 0600 like the output (was 0644, issue 11)."""
+    job = wire.call("Spawn", handle=handle, script="echo secret-token")["job_id"]
+    script = next(server.depot.glob(f"*/jobs/{job}/script"))
+    assert script.stat().st_mode & 0o777 == 0o600
+    assert script.read_bytes() == b"echo secret-token"
+    assert wire.call("Link", handle=handle, job_id=job)["stdout"] == b"secret-token\n"

@@ -12,7 +12,9 @@ def test_defaults_match_upstream():
     cfg = from_dict({})
     s = cfg.server
     assert s.unix_domain_path == "/tmp/warden.sock"
-    assert s.unix_domain_permissions == 0o755
+    assert s.unix_domain_permissions == 0o600  # not upstream's: only the server's user (issue 11)
+    assert s.unix_domain_group is None
+    assert s.max_connections == 1024
     assert s.backend == "insecure"  # upstream container_klass default: Warden::Container::Insecure
     assert s.container_grace_time == 300
     assert s.job_output_limit == 10 * 1024 * 1024
@@ -307,14 +309,15 @@ def test_empty_file_gives_defaults(tmp_path):
 
 def test_yaml_octal_permissions(tmp_path):
     f = tmp_path / "w.yml"
-    f.write_text("server:\n  unix_domain_permissions: 0777\n")
-    assert load(f).server.unix_domain_permissions == 0o777
+    f.write_text("server:\n  unix_domain_permissions: 0770\n")
+    assert load(f).server.unix_domain_permissions == 0o770
 
 
 def test_shipped_linux_config_loads():
     cfg = load(ROOT / "config" / "linux.yml")
     assert cfg.server.backend == "linux"
-    assert cfg.server.unix_domain_permissions == 0o777
+    assert cfg.server.unix_domain_permissions == 0o660
+    assert cfg.server.unix_domain_group == "warden"
     assert cfg.server.container_grace_time == 300
     assert cfg.server.container_rlimits == {"as": 4294967296, "nofile": 8192, "nproc": 512}
     assert cfg.server.job_output_limit == 2 * 1024**3  # on disk; a 1 GiB stream fits
@@ -342,3 +345,46 @@ def test_container_pids_limit(value, expected):
 def test_container_pids_limit_errors_name_the_key(value):
     with pytest.raises(ConfigError, match=r"^server\.container_pids_limit: must be"):
         from_dict({"server": {"container_pids_limit": value}})
+
+
+# ---- the socket: who may talk to warden (issue 11) ---------------------------------------
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o666, 0o662, 0o002, "0777", "0622"])
+def test_a_socket_mode_that_lets_other_users_write_is_refused(mode):
+    with pytest.raises(ConfigError) as info:
+        from_dict({"server": {"unix_domain_permissions": mode}})
+    message = str(info.value)
+    assert message.startswith("server.unix_domain_permissions:")
+    assert "unix_domain_world_writable_i_understand_the_risk" in message and "root" in message
+
+
+def test_a_world_writable_socket_is_allowed_when_the_risk_is_named():
+    s = from_dict({"server": {"unix_domain_permissions": 0o777,
+                              "unix_domain_world_writable_i_understand_the_risk": True}}).server
+    assert s.unix_domain_permissions == 0o777
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o660, 0o664, 0o755, 0o700])
+def test_socket_modes_closed_to_other_users_are_fine(mode):
+    assert from_dict({"server": {"unix_domain_permissions": mode}}).server.unix_domain_permissions == mode
+
+
+@pytest.mark.parametrize("group", ["warden", 0, 1234])
+def test_socket_group_is_a_name_or_a_gid(group):
+    assert from_dict({"server": {"unix_domain_group": group}}).server.unix_domain_group == group
+
+
+@pytest.mark.parametrize("raw", [
+    {"unix_domain_group": ""},
+    {"unix_domain_group": -1},
+    {"unix_domain_group": True},
+    {"unix_domain_group": ["warden"]},
+    {"unix_domain_world_writable_i_understand_the_risk": "yes"},
+    {"max_connections": 0},
+    {"max_connections": "many"},
+])
+def test_bad_socket_and_connection_keys_are_named(raw):
+    with pytest.raises(ConfigError) as info:
+        from_dict({"server": raw})
+    assert str(info.value).startswith(f"server.{next(iter(raw))}:")

@@ -13,6 +13,7 @@ import pytest
 
 from warden.protocol import (
     FrameReader,
+    FrameRefused,
     InvalidRequest,
     MalformedStream,
     catalogue,
@@ -23,7 +24,7 @@ from warden.protocol import (
     parse_request,
 )
 from warden.protocol.catalogue import INT_RANGES, SPEC_PATH, load
-from warden.protocol.codec import encode_fields
+from warden.protocol.codec import MAX_DEPTH, MAX_OBJECTS, encode_fields
 
 CAT = catalogue()
 PREFIX = "invalid request:"
@@ -768,3 +769,98 @@ def test_stream_data_in_parts_is_the_same_frame(size, name):
     head, body = encode_stream_data(name, data)
     assert head + body == encode_response("Stream", {"name": name, "data": data})
     assert unpack(head + body)["payload"] == {"name": name, "data": data}
+
+
+# ---- FrameReader: what a frame may expand into (issue 11) ---------------------------------
+
+
+
+def packb(obj) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+ECHO_HEAD = b"\x82\xa4type\xa4Echo\xa7payload\x81\xa7message"
+
+
+def test_frame_cap_holds_across_reads_for_a_frame_of_many_bins():
+    reader = FrameReader(4096)
+    got: list = []
+    got += reader.feed(ECHO_HEAD + b"\xdc\x00\x40")  # 64 bins of 255 bytes: 16 KiB
+    for _ in range(64):
+        got += reader.feed(b"\xc4\xff" + b"x" * 255)
+        if got:
+            break
+    assert "frame larger than 4096 bytes" in str(broken(got))
+
+
+def test_unfinished_frame_is_malformed_once_it_passes_the_cap():
+    reader = FrameReader(4096)
+    assert reader.feed(ECHO_HEAD + b"\xdc\xff\xff") == []
+    assert reader.feed(b"\xc0" * 4000) == []
+    assert "frame larger than" in str(broken(reader.feed(b"\xc0" * 200)))
+
+
+@pytest.mark.parametrize("depth, ok", [(MAX_DEPTH - 2, True), (MAX_DEPTH - 1, False)])
+def test_nesting_bound_counts_the_frame_and_payload_levels(depth, ok):
+    # frame map (1), payload map (2), then `depth` arrays: the innermost at depth + 2.
+    data = ECHO_HEAD + b"\x91" * (depth - 1) + b"\x90" + packb(frame("Ping", {}))
+    got = FrameReader(1 << 20).feed(data)
+    assert len(got) == 2 and got[1] == frame("Ping", {})  # the connection goes on either way
+    if ok:
+        assert not isinstance(got[0], InvalidRequest)
+    else:
+        assert isinstance(got[0], FrameRefused) and f"deeper than {MAX_DEPTH}" in str(got[0])
+        assert str(got[0]).startswith("invalid request: ")
+
+
+def test_object_bound_refuses_a_frame_of_empty_arrays_without_decoding_it():
+    count = 1 << 20
+    data = ECHO_HEAD + b"\xdd" + count.to_bytes(4, "big") + b"\x90" * count
+    got = FrameReader(16 << 20).feed(data + packb(frame("Ping", {})))
+    assert isinstance(got[0], FrameRefused) and f"more than {MAX_OBJECTS} objects" in str(got[0])
+    assert got[1] == frame("Ping", {})
+
+
+def test_objects_at_the_bound_are_accepted():
+    # map(1) + type + "Echo" + payload + map(1) + key + array + n items = MAX_OBJECTS
+    items = MAX_OBJECTS - 7
+    data = ECHO_HEAD + b"\xdd" + items.to_bytes(4, "big") + b"\xc0" * items
+    got = FrameReader(1 << 20).feed(data)
+    assert got[0]["payload"]["message"] == [None] * items
+    got = FrameReader(1 << 20).feed(ECHO_HEAD + b"\xdd" + (items + 1).to_bytes(4, "big") + b"\xc0" * (items + 1))
+    assert isinstance(got[0], FrameRefused)
+
+
+def test_big_bins_and_strings_are_stepped_over_not_counted():
+    data = packb(frame("Spawn", {"handle": "h", "script": "x" * (4 << 20), "rlimits": {"nofile": 1}}))
+    assert FrameReader(16 << 20).feed(data)[0]["payload"]["script"] == "x" * (4 << 20)
+
+
+def test_nesting_past_msgpacks_own_stack_is_malformed():
+    assert "deeper than" in str(broken(FrameReader(1 << 20).feed(b"\x91" * 2000 + b"\xc0")))
+
+
+def test_sizes_give_each_frames_bytes():
+    one, two = packb(frame("Ping", {})), packb(frame("Echo", {"message": "hello"}))
+    reader = FrameReader(1024)
+    assert reader.feed(one + two[:3]) == [frame("Ping", {})] and reader.sizes == [len(one)]
+    assert reader.feed(two[3:]) == [frame("Echo", {"message": "hello"})] and reader.sizes == [len(two)]
+
+
+def test_error_for_a_deeply_nested_enum_value_is_short():
+    value: object = "TCP"
+    for _ in range(5000):
+        value = [value]
+    with pytest.raises(InvalidRequest) as info:
+        parse_request(frame("NetOut", {"handle": "h", "protocol": value}))
+    assert "field 'protocol' has unknown value (an array of 1)" in str(info.value)
+
+
+def test_spec_frame_bounds_are_the_servers():
+    import yaml
+
+    from warden.server.connection import QUEUE_FRAMES
+
+    frame_spec = yaml.safe_load(SPEC_PATH.read_text())["frame"]
+    assert (frame_spec["max_depth"], frame_spec["max_objects"]) == (MAX_DEPTH, MAX_OBJECTS)
+    assert frame_spec["max_queued_requests"] == QUEUE_FRAMES

@@ -292,7 +292,7 @@ class Container:
         job = Job(job_id, self.jobs_dir / str(job_id), request.discard_output, request.log_tag)
         job.dir.mkdir(parents=True)
         try:
-            (job.dir / "script").write_bytes(request.script)
+            _write_private(job.dir / "script", request.script)
             job.write_meta()
             await self.start_job(job, request)
         except BaseException:
@@ -441,3 +441,11 @@ class Container:
 
 
 JobRequest = rq.SpawnRequest | rq.RunRequest
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """A new file readable by its owner only (0600, like job output): a job's
+    script may hold secrets, and the job directory is not private on every host."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as file:
+        file.write(data)

@@ -3,6 +3,7 @@
 from .catalogue import Catalogue, Field, Message, catalogue
 from .codec import (
     FrameReader,
+    FrameRefused,
     InvalidRequest,
     MalformedStream,
     check_handle,
@@ -23,6 +24,7 @@ __all__ = [
     "Catalogue",
     "Field",
     "FrameReader",
+    "FrameRefused",
     "InvalidRequest",
     "MalformedStream",
     "Message",

@@ -33,56 +33,198 @@ class MalformedStream(Exception):
         super().__init__(PREFIX + detail)
 
 
+# Bounds on what one frame may expand into once decoded. The deepest valid request
+# is 4 levels (frame, payload, bind_mounts, BindMount) and a Create with thousands
+# of bind mounts stays far below the object count; both bounds only stop frames
+# built to make the server allocate (a 16 MiB frame of empty arrays is 16 million
+# lists, about 1 GiB).
+MAX_DEPTH = 32
+MAX_OBJECTS = 65536
+# Frames this small cannot break either bound (each object takes a byte at least),
+# so the hot path (Ping is 20 bytes) skips the pre-scan.
+_TRIVIAL_SIZE = MAX_DEPTH
+
+
+class FrameRefused(InvalidRequest):
+    """A whole frame over the depth or object bound; it was never decoded, its
+    boundaries are known, so the connection stays usable."""
+
+
 class FrameReader:
     """Incremental msgpack decoding with a cap on the size of one frame.
 
-    `feed` returns the frames decoded so far; when the stream breaks (bytes that
-    are not msgpack, or a frame over the cap) the last item is a `MalformedStream`,
-    after the good frames that came before it.
+    `feed` returns the frames decoded so far (a `FrameRefused` in place of a
+    frame over the expansion bounds); when the stream breaks (bytes that are not
+    msgpack, or a frame over the cap) the last item is a `MalformedStream`, after
+    the good frames that came before it.
+
+    A scanner finds where frames end without building any object (msgpack's
+    C `skip`), so bytes are counted against the cap however a frame is split
+    across reads, and only whole, checked frames reach the decoder: a client
+    can make the server hold at most one frame's bytes, never its objects.
     """
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._fed = 0
         self._broken: MalformedStream | None = None
-        # The buffer holds at most one partial frame (checked below) plus one read.
-        self._unpacker = msgpack.Unpacker(
+        self._scanner = msgpack.Unpacker(max_buffer_size=max_size + (2 << 20))
+        self._decoder = msgpack.Unpacker(
             raw=False,
             unicode_errors="surrogateescape",
             strict_map_key=False,
-            max_buffer_size=2 * max_size + (1 << 20),
+            max_buffer_size=0,  # unbounded: it is only ever fed whole frames
         )
+        self._pending = bytearray()  # bytes after the last whole frame
+        self._start = 0  # stream offset of the first byte in _pending
+        self.sizes: list[int] = []  # byte size of each item of the last feed
 
     def feed(self, data: bytes) -> list[Any]:
         if self._broken is not None:
+            self.sizes = [0]
             return [self._broken]
-        frames: list[Any] = []
+        ends: list[int] = []
         try:
-            self._unpacker.feed(data)
-            self._fed += len(data)
-            start = self._unpacker.tell()
-            for obj in self._unpacker:
-                end = self._unpacker.tell()
-                if end - start > self.max_size:
-                    raise MalformedStream(f"frame larger than {self.max_size} bytes")
-                frames.append(obj)
-                start = end
-            if self._fed - self._unpacker.tell() > self.max_size:
-                raise MalformedStream(f"frame larger than {self.max_size} bytes")
+            self._scanner.feed(data)
+            self._pending += data
+            self._find_ends(ends)
         except MalformedStream as exc:
             self._broken = exc
         except msgpack.BufferFull:
-            self._broken = MalformedStream(f"frame larger than {self.max_size} bytes")
+            self._broken = self._too_large()
+        except msgpack.StackError:
+            self._broken = MalformedStream(f"frame nested deeper than {MAX_DEPTH} levels")
         except (ValueError, TypeError, msgpack.UnpackException):
             self._broken = MalformedStream("bytes that are not msgpack")
+        frames = self._decode(ends)
         if self._broken is not None:
             frames.append(self._broken)
+            self.sizes.append(0)
         return frames
+
+    def _too_large(self) -> MalformedStream:
+        return MalformedStream(f"frame larger than {self.max_size} bytes")
+
+    def _find_ends(self, ends: list[int]) -> None:
+        """Stream offsets where whole frames end; the cap holds for the unfinished one too."""
+        start = ends[-1] if ends else self._start
+        while True:
+            try:
+                self._scanner.skip()
+            except msgpack.OutOfData:
+                break
+            end = self._scanner.tell()
+            if end - start > self.max_size:
+                raise self._too_large()
+            ends.append(end)
+            start = end
+        if self._start + len(self._pending) - start > self.max_size:
+            raise self._too_large()
+
+    def _decode(self, ends: list[int]) -> list[Any]:
+        """Decode the whole frames that end at `ends`, each checked first."""
+        sizes: list[int] = []
+        self.sizes = sizes
+        if not ends:
+            return []
+        cut = ends[-1] - self._start
+        whole = bytes(self._pending[:cut])
+        del self._pending[:cut]
+        refused: dict[int, FrameRefused] = {}
+        previous = self._start
+        for end in ends:
+            size = end - previous
+            if size > _TRIVIAL_SIZE:
+                offset = previous - self._start
+                problem = _expansion_problem(whole, offset, offset + size)
+                if problem is not None:
+                    refused[len(sizes)] = FrameRefused(problem)
+            sizes.append(size)
+            previous = end
+        self._start = previous
+        self._decoder.feed(whole)
+        frames: list[Any] = []
+        try:
+            if not refused:
+                for obj in self._decoder:  # stops after the last whole frame
+                    frames.append(obj)
+                return frames
+            for index in range(len(ends)):
+                if index in refused:
+                    self._decoder.skip()
+                    frames.append(refused[index])
+                else:
+                    frames.append(self._decoder.unpack())
+        except (ValueError, TypeError, msgpack.UnpackException):  # e.g. a map key that is a map
+            self._broken = MalformedStream("a map key that is not a string or a number")
+            del sizes[len(frames):]
+        return frames
+
+
+# msgpack's fixed-size scalars by first byte: the bytes after that first byte.
+_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+          0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}
+# Variable-length str, bin and ext: the size of their length field (ext adds a type byte).
+_SIZED = {0xC4: (1, 0), 0xC5: (2, 0), 0xC6: (4, 0), 0xC7: (1, 1), 0xC8: (2, 1), 0xC9: (4, 1),
+          0xD9: (1, 0), 0xDA: (2, 0), 0xDB: (4, 0)}
+# Arrays and maps with a length field: (its size, objects per element).
+_COLLECTIONS = {0xDC: (2, 1), 0xDD: (4, 1), 0xDE: (2, 2), 0xDF: (4, 2)}
+
+
+def _expansion_problem(data: bytes, pos: int, end: int) -> str | None:
+    """Why the frame `data[pos:end]` (valid msgpack, already scanned) would
+    expand past MAX_OBJECTS or MAX_DEPTH, or None. Only headers are read: a
+    str or bin is stepped over by its length, so a big script costs nothing."""
+    objects = 0
+    pending = [1]  # objects still to read at each open level
+    while pos < end:
+        objects += 1
+        if objects > MAX_OBJECTS:
+            return f"frame holds more than {MAX_OBJECTS} objects"
+        while pending[-1] == 0:
+            pending.pop()
+        pending[-1] -= 1
+        byte = data[pos]
+        pos += 1
+        if byte <= 0x7F or byte >= 0xE0:
+            continue
+        if byte <= 0x9F:  # fixmap, fixarray
+            count = (byte & 0x0F) * 2 if byte <= 0x8F else byte & 0x0F
+        elif byte <= 0xBF:  # fixstr
+            pos += byte & 0x1F
+            continue
+        elif byte in _FIXED:
+            pos += _FIXED[byte]
+            continue
+        elif byte in _SIZED:
+            width, extra = _SIZED[byte]
+            pos += width + extra + int.from_bytes(data[pos:pos + width], "big")
+            continue
+        else:
+            width, per = _COLLECTIONS[byte]
+            count = int.from_bytes(data[pos:pos + width], "big") * per
+            pos += width
+        if len(pending) > MAX_DEPTH:  # this collection sits at level len(pending)
+            return f"frame nested deeper than {MAX_DEPTH} levels"
+        if count > MAX_OBJECTS:
+            return f"frame holds more than {MAX_OBJECTS} objects"
+        pending.append(count)
+    return None
 
 
 def printable(text: str) -> str:
     """Text safe to put on the wire: invalid UTF-8 from a client shows as escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _shown(value: Any) -> str:
+    """A client's value for an error message: short, and never repr() of an
+    array or map, which a client can nest deep enough to make repr() raise."""
+    if isinstance(value, list):
+        return f"(an array of {len(value)})"
+    if isinstance(value, dict):
+        return f"(a map of {len(value)})"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _type_error(path: str, ftype: str) -> InvalidRequest:
@@ -134,7 +276,7 @@ def _scalar(cat: Catalogue, f: Field, path: str, value: Any) -> Any:
         allowed = cat.enums[f.enum or ""]
         if not isinstance(value, str) or value not in allowed:
             raise InvalidRequest(
-                f"field '{path}' has unknown value {value!r} (expected one of {', '.join(allowed)})"
+                f"field '{path}' has unknown value {_shown(value)} (expected one of {', '.join(allowed)})"
             )
         return value
     if f.type == "message":

@@ -4,6 +4,11 @@ A reader task decodes frames into a queue; a worker task answers them one at a
 time, so responses come back in request order while other connections run
 concurrently. Undecodable bytes or an oversized frame get one Error and the
 connection closes; anything else that is wrong gets an Error and we go on.
+
+The queue between them is bounded (in frames and in bytes): when a client
+pipelines faster than it reads the answers, the reader stops reading and the
+client's writes block in its kernel buffer. Memory per connection is bounded by
+that, not by how much the client sends.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from ..container.base import Container
@@ -18,6 +24,7 @@ from ..container.jobs import FileSpan, StreamBytes, close_result
 from ..errors import WardenError
 from ..protocol import (
     FrameReader,
+    FrameRefused,
     InvalidRequest,
     MalformedStream,
     encode_error,
@@ -35,15 +42,71 @@ log = logging.getLogger("warden.connection")
 
 _END = object()
 READ_SIZE = 256 * 1024
+# Unanswered requests a connection may have queued before reading pauses: enough
+# for any pipelining client to keep the worker busy, and at most this many bytes
+# of frames (plus the one that crossed the line).
+QUEUE_FRAMES = 256
+QUEUE_BYTES = 1 << 20
+
+
+class RequestQueue:
+    """Frames read but not yet answered, bounded in count and in bytes.
+
+    `put` waits while the queue is full (backpressure: reading pauses, nothing
+    is dropped); `put_nowait` is for the end-of-stream markers, which must get
+    in however full it is."""
+
+    def __init__(self, max_frames: int = QUEUE_FRAMES, max_bytes: int = QUEUE_BYTES) -> None:
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self._items: deque[tuple[Any, int]] = deque()
+        self._bytes = 0
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def full(self) -> bool:
+        return len(self._items) >= self.max_frames or self._bytes >= self.max_bytes
+
+    def close(self) -> None:
+        """Nobody will take frames any more: a waiting reader must not wait forever."""
+        self.closed = True
+        self._writable.set()
+
+    async def put(self, item: Any, size: int) -> None:
+        while self.full() and not self.closed:
+            self._writable.clear()
+            await self._writable.wait()
+        self.put_nowait(item, size)
+
+    def put_nowait(self, item: Any, size: int = 0) -> None:
+        self._items.append((item, size))
+        self._bytes += size
+        self._readable.set()
+
+    async def get(self) -> Any:
+        while not self._items:
+            self._readable.clear()
+            await self._readable.wait()
+        item, size = self._items.popleft()
+        self._bytes -= size
+        if not self.full():
+            self._writable.set()
+        return item
 
 
 class Connection:
-    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 peer: dict[str, int] | None = None) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
+        self.peer = peer  # the client's pid, uid and gid (SO_PEERCRED), for the log
         self.frames = FrameReader(server.config.server.max_request_size)
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.queue = RequestQueue()
         self.current: str | None = None  # the type of the request being answered
         self.containers: set[Container] = set()
         self.closing = False
@@ -70,8 +133,8 @@ class Connection:
             if not data:
                 break
             frames = self.frames.feed(data)
-            for frame in frames:
-                self.queue.put_nowait(frame)
+            for frame, size in zip(frames, self.frames.sizes, strict=True):
+                await self.queue.put(frame, size)
             if frames and isinstance(frames[-1], MalformedStream):
                 break
         self.queue.put_nowait(_END)
@@ -118,6 +181,11 @@ class Connection:
             await self._work_loop()
         except ConnectionError:
             pass  # the client went away; nothing left to answer
+        except Exception:  # a bug here must close the connection, never wedge it
+            log.exception("Closing connection after an internal error")
+            self.close()
+        finally:
+            self.queue.close()
 
     async def _work_loop(self) -> None:
         while True:
@@ -128,10 +196,8 @@ class Connection:
                 await self._send(encode_error(str(item)))
                 self.close()
                 return
-            try:
-                request = parse_message(item)
-            except InvalidRequest as exc:
-                await self._send(encode_error(str(exc)))
+            request = await self._parse(item)
+            if request is None:
                 continue
             kind = self.current = request.KIND
             self._current_task = asyncio.current_task()
@@ -144,10 +210,30 @@ class Connection:
                 raise
             finally:
                 self.current = None
-                log.debug("request", extra={"data": {"type": kind, "took": round(time.monotonic() - started, 6)}})
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("request", extra={"data": {"type": kind, "took": round(time.monotonic() - started, 6),
+                                                         "peer": self.peer}})
             if self.closing:
                 self.close()
                 return
+
+    async def _parse(self, item: Any) -> Any:
+        """The typed request, or None once the client has its Error. Whatever a
+        frame holds, it gets an answer: an unexpected failure of the checks
+        (a bug, or a RecursionError on a value we did not foresee) is still
+        `invalid request`, and the connection goes on."""
+        if isinstance(item, FrameRefused):
+            await self._send(encode_error(str(item)))
+            return None
+        try:
+            return parse_message(item)
+        except InvalidRequest as exc:
+            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            log.warning("request could not be checked", extra={"data": {"error": type(exc).__name__}})
+            message = f"invalid request: could not be checked ({type(exc).__name__})"
+        await self._send(encode_error(message))
+        return None
 
     async def _send(self, *parts: bytes) -> None:
         """One frame, given whole or in parts (head and payload of Stream data)."""
