@@ -5,6 +5,8 @@
 # the v1 controllers are). Makes <cgroup2>/warden-test-devices-<pid>[/...]
 # and removes them, and every node and process it makes, on exit.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=../test-lib.sh
+source "$(dirname -- "$0")/../test-lib.sh"
 cd "$(dirname "$0")" || exit 1
 
 # The cgroup2 mount: $WARDEN_CGROUP2_ROOT, else the first in /proc/mounts.
@@ -19,28 +21,19 @@ fail() {
   failures=$((failures + 1))
 }
 
-# remove_group DIR: moves what is left in DIR and below back to the root
-# (there should be nothing) and removes the directories, deepest first.
-remove_group() {
-  local dir pid
+# remove_tree DIR: what is left in DIR and below (there should be nothing)
+# goes back to the root, and the directories go, deepest first.
+remove_tree() {
+  local dir
   [[ -d $1 ]] || return 0
   while read -r dir; do
-    while read -r pid; do
-      echo "$pid" >"$root/cgroup.procs" 2>/dev/null
-    done <"$dir/cgroup.procs"
-    rmdir "$dir" || echo "test.sh: could not remove $dir" >&2
+    remove_group "$dir" "$root"
   done < <(find "$1" -depth -type d)
 }
 
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -KILL "$pid" 2>/dev/null
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  remove_group "$group"
+  kill_pids
+  remove_tree "$group"
   [[ -z $tmp ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT

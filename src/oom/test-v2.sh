@@ -12,6 +12,8 @@
 # (memory is bound to v1) and says it is skipped. It makes
 # <cgroup2>/warden-test-oom-<pid> and removes it on exit.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=../test-lib.sh
+source "$(dirname -- "$0")/../test-lib.sh"
 cd "$(dirname "$0")" || exit 1
 
 failures=0
@@ -26,18 +28,9 @@ fail() {
 }
 
 cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill -KILL "$pid" 2>/dev/null
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
-  if [[ -n $real_group && -d $real_group ]]; then
-    while read -r pid; do
-      echo "$pid" >"${real_group%/*}/cgroup.procs" 2>/dev/null
-    done <"$real_group/cgroup.procs"
-    rmdir "$real_group" || echo "test-v2.sh: could not remove $real_group" >&2
+  kill_pids
+  if [[ -n $real_group ]]; then
+    remove_group "$real_group" "${real_group%/*}"
   fi
   rm -rf "$tmp"
 }
@@ -77,19 +70,6 @@ wait_blocked() {
   return 1
 }
 
-# exits_within SECONDS PID: PID's exit status in $status, or false on timeout.
-exits_within() {
-  local i
-  for ((i = 0; i < $1 * 100; i++)); do
-    if ! kill -0 "$2" 2>/dev/null; then
-      wait "$2" 2>/dev/null
-      status=$?
-      return 0
-    fi
-    sleep 0.01
-  done
-  return 1
-}
 
 # still_waiting WHAT: oom must not have exited (after a moment to react).
 still_waiting() {

@@ -3,6 +3,8 @@
 # /sys/fs/cgroup/memory). Makes /sys/fs/cgroup/memory/warden/test-oom-<pid>-*
 # and removes them, and every process it starts, on exit.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=../test-lib.sh
+source "$(dirname -- "$0")/../test-lib.sh"
 cd "$(dirname "$0")" || exit 1
 
 memory=${WARDEN_CGROUP_ROOT:-/sys/fs/cgroup}/memory
@@ -19,21 +21,10 @@ fail() {
 }
 
 cleanup() {
-  local pid dir
-  for pid in "${pids[@]}"; do
-    kill -KILL "$pid" 2>/dev/null
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null
-  done
+  local dir
+  kill_pids
   for dir in "${groups[@]}"; do
-    if [[ -d $dir ]]; then
-      # Tasks still in there (should be none) go back to the root group.
-      while read -r pid; do
-        echo "$pid" >"$memory/cgroup.procs" 2>/dev/null
-      done <"$dir/cgroup.procs"
-      rmdir "$dir" || echo "test.sh: could not remove $dir" >&2
-    fi
+    remove_group "$dir" "$memory"  # tasks still there (should be none) go back to the root
   done
   if $made_parent; then
     rmdir "$parent" 2>/dev/null
@@ -90,19 +81,6 @@ wait_blocked() {
   return 1
 }
 
-# exits_within SECONDS PID: PID's exit status in $status, or false on timeout.
-exits_within() {
-  local i
-  for ((i = 0; i < $1 * 100; i++)); do
-    if ! kill -0 "$2" 2>/dev/null; then
-      wait "$2" 2>/dev/null
-      status=$?
-      return 0
-    fi
-    sleep 0.01
-  done
-  return 1
-}
 
 # hog DIR MIB: runs memhog in the group DIR in the background; sets $hog_pid.
 hog() {

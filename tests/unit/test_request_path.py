@@ -64,6 +64,17 @@ def _ctx(tmp_path: Path, backend: str) -> Context:
                    uids=UidPool(10000, 1, passwd=str(tmp_path / "passwd")), job_ids=JobIds(depot / ".job-ids"))
 
 
+def _active(tmp_path: Path, cls: type[InsecureContainer] | type[LinuxContainer]) -> tuple[Context, Any]:
+    """An active container `h` in a fresh depot, registered as a server would have it."""
+    ctx = _ctx(tmp_path, cls.backend)
+    path = ctx.depot / "c1"
+    (path / "jobs").mkdir(parents=True)
+    container = cls(ctx, Resources("c1", "h"), path, None)
+    container.state = ACTIVE
+    ctx.registry["h"] = container
+    return ctx, container
+
+
 def _traced(coro: Any) -> tuple[Any, Trace]:
     trace = Trace()
 
@@ -78,12 +89,8 @@ def _traced(coro: Any) -> tuple[Any, Trace]:
 
 
 def test_net_out_on_linux(fp, tmp_path):
-    ctx = _ctx(tmp_path, "linux")
-    path = ctx.depot / "c1"
-    path.mkdir()
-    container = LinuxContainer(ctx, Resources("c1", "h"), path, None)
-    container.state = ACTIVE
-    ctx.registry["h"] = container
+    ctx, container = _active(tmp_path, LinuxContainer)
+    path = container.path
     fp.register([str(path / "net.sh"), "out"])
     request = parse_message({"type": "NetOut", "payload": {"handle": "h", "port": 80}})
     answer, trace = _traced(Dispatcher(ctx, LinuxContainer).answer(request))
@@ -95,12 +102,8 @@ def test_net_out_on_linux(fp, tmp_path):
 
 
 def test_run_on_insecure(fp, tmp_path):
-    ctx = _ctx(tmp_path, "insecure")
-    path = ctx.depot / "c1"
-    (path / "jobs").mkdir(parents=True)
-    container = InsecureContainer(ctx, Resources("c1", "h"), path, None)
-    container.state = ACTIVE
-    ctx.registry["h"] = container
+    ctx, container = _active(tmp_path, InsecureContainer)
+    path = container.path
 
     def finish(process: Any) -> None:
         (path / "jobs" / "1" / "status").write_text("3\n")  # what the holder writes at the end
@@ -117,12 +120,8 @@ def test_run_on_insecure(fp, tmp_path):
 def test_run_on_linux(monkeypatch, tmp_path):
     from warden.container.linux import wshd
 
-    ctx = _ctx(tmp_path, "linux")
-    path = ctx.depot / "c1"
-    (path / "jobs").mkdir(parents=True)
-    container = LinuxContainer(ctx, Resources("c1", "h"), path, None)
-    container.state = ACTIVE
-    ctx.registry["h"] = container
+    ctx, container = _active(tmp_path, LinuxContainer)
+    path = container.path
     asked: list[dict[str, Any]] = []
 
     async def fake_spawn_job(socket_path: str, job_id: int, **kwargs: Any) -> int:
